@@ -1,0 +1,5 @@
+"""``python -m resizer``."""
+
+from resizer.cli import main
+
+main()

@@ -1,0 +1,11 @@
+"""The ``resizer`` command line: parsing only; every command calls the Python API.
+
+Each command lives in its own module of this package and attaches itself to ``app``.
+"""
+
+from __future__ import annotations
+
+from . import bench_cmd, eval_cmd, models_cmd, resize_cmd, train_cmd  # noqa: F401  (attach commands)
+from .app import app, main
+
+__all__ = ["app", "main"]

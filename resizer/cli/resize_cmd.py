@@ -1,0 +1,1 @@
+"""down and up: filled in by the lead."""

@@ -1,0 +1,108 @@
+"""The registry of resizing methods behind ``--method``.
+
+Every method, classical or learned, registers itself here under a name; the CLI and
+the pipeline only ever look names up, so adding a method never touches them.
+Provider modules are imported lazily: the classical methods load without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .image_io import Picture
+
+Direction = Literal["down", "up"]
+
+# Modules that register methods when imported, cheapest first.
+_PROVIDERS: list[str] = ["resizer.classical"]
+_loaded: set[str] = set()
+_REGISTRY: dict[str, "Method"] = {}
+
+
+@dataclass(frozen=True)
+class ResizeRequest:
+    """What the user asked for: direction, exact output size and the scale factor (>= 1).
+
+    ``scale`` is the factor the user gave (``--scale``) or the one implied by
+    ``--width``/``--height``; learned methods use it to pick their model.
+    """
+
+    direction: Direction
+    size: tuple[int, int]  # (width, height) of the output
+    scale: float
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How learned methods run; classical methods ignore it."""
+
+    device: str = "auto"
+    tile: int | None = None  # None: the engine's default; 0: whole image
+    precision: str = "fp32"
+    weights: str | None = None  # a file path or hub reference overriding the bundled weights
+
+
+class Method(ABC):
+    """A named way of resizing a picture."""
+
+    name: str
+    directions: frozenset[str] = frozenset({"down", "up"})
+    summary: str = ""
+
+    def validate(self, request: ResizeRequest) -> None:
+        """Raise ``UsageError`` if this method cannot serve ``request``."""
+        if request.direction not in self.directions:
+            raise UsageError(f"method '{self.name}' cannot scale {request.direction}")
+
+    @abstractmethod
+    def resize(self, picture: "Picture", request: ResizeRequest, options: RunOptions) -> "Picture":
+        """Return a new picture of ``request.size``; metadata is carried over."""
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` to the registry (a name may be registered once)."""
+    if method.name in _REGISTRY and _REGISTRY[method.name] is not method:
+        raise ValueError(f"method '{method.name}' is already registered")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def add_provider(module: str) -> None:
+    """Declare a module that registers more methods when imported."""
+    if module not in _PROVIDERS:
+        _PROVIDERS.append(module)
+
+
+def _load(all_providers: bool, wanted: str | None = None) -> None:
+    for module in _PROVIDERS:
+        if wanted is not None and wanted in _REGISTRY:
+            return
+        if module not in _loaded:
+            importlib.import_module(module)
+            _loaded.add(module)
+        if not all_providers and wanted is None:
+            return
+
+
+def get_method(name: str) -> Method:
+    """Look a method up by name, importing provider modules only as far as needed."""
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        _load(all_providers=True, wanted=key)
+    if key not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UsageError(f"unknown method '{name}' (available: {known})")
+    return _REGISTRY[key]
+
+
+def list_methods(direction: Direction | None = None) -> list[Method]:
+    """All registered methods, optionally only those that scale in ``direction``."""
+    _load(all_providers=True)
+    methods = sorted(_REGISTRY.values(), key=lambda m: m.name)
+    return [m for m in methods if direction is None or direction in m.directions]
