@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Direction = Literal["down", "up"]
 
 # Modules that register methods when imported, cheapest first.
-_PROVIDERS: list[str] = ["resizer.classical"]
+_PROVIDERS: list[str] = ["resizer.classical", "resizer.ops"]
 _loaded: set[str] = set()
 _REGISTRY: dict[str, "Method"] = {}
 
@@ -54,6 +54,9 @@ class Method(ABC):
     name: str
     directions: frozenset[str] = frozenset({"down", "up"})
     summary: str = ""
+    # True when resizing several files at once in threads is faster (Pillow releases the GIL);
+    # learned methods already use every core for one image.
+    concurrent_files: bool = False
 
     def validate(self, request: ResizeRequest) -> None:
         """Raise ``UsageError`` if this method cannot serve ``request``."""

@@ -1,1 +1,170 @@
-"""down and up: filled in by the lead."""
+"""``resizer down`` and ``resizer up``: parse, then hand everything to :mod:`resizer.pipeline`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Annotated, List, Optional
+
+import typer
+
+from ..errors import ResizerError, UsageError
+from ..image_io import DEFAULT_MAX_PIXELS
+from ..methods import RunOptions
+from ..pipeline import BatchSettings, FileResult, SizeSpec, run_batch
+from .app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DebugOpt,
+    DeviceOpt,
+    JsonOpt,
+    PrecisionOpt,
+    QuietOpt,
+    TileOpt,
+    WeightsOpt,
+    app,
+    stderr_console,
+)
+
+InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", show_default=False)]
+ScaleOpt = Annotated[Optional[float], typer.Option("--scale", "-s", help="Factor: 'down --scale 4' gives a quarter of the size.")]
+WidthOpt = Annotated[Optional[int], typer.Option("--width", "-W", help="Output width in pixels; the height keeps the aspect ratio.")]
+HeightOpt = Annotated[Optional[int], typer.Option("--height", "-H", help="Output height in pixels; the width keeps the aspect ratio.")]
+MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="Resizing method (see 'resizer methods').")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder, or '-' for standard output.")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help="Output format (png, jpeg, webp, tiff, ...); default from the output name.")]
+QualityOpt = Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Quality of lossy formats (1-100).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files, the input itself included.")]
+SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists (status 'skipped') instead of failing.")]
+StripOpt = Annotated[bool, typer.Option("--strip", help="Drop ICC profile, EXIF, DPI and XMP from the output.")]
+MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this (decompression bombs).")]
+JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Files processed at once (default: all cores for classical methods).")]
+
+
+def _report(results_json: bool, quiet: bool):
+    """A callback printing each result as it arrives: JSON lines on stdout, errors on stderr."""
+
+    def on_result(result: FileResult) -> None:
+        if results_json:
+            print(json.dumps(result.to_json()), flush=True)
+        for warning in result.warnings:
+            if not quiet:
+                print(f"resizer: warning: {warning}", file=sys.stderr)
+        if result.status == "error":
+            print(f"resizer: error: {result.error}", file=sys.stderr)
+        elif result.status == "skipped" and not quiet:
+            print(f"resizer: skipped: {result.error} (use --overwrite to replace it)", file=sys.stderr)
+
+    return on_result
+
+
+def _run(direction: str, inputs: list[str], *, scale, width, height, method, output, fmt, quality, overwrite,
+         skip_existing, strip, max_pixels, jobs, device, tile, precision, weights, as_json, quiet, debug) -> None:
+    try:
+        settings = BatchSettings(
+            direction=direction,  # type: ignore[arg-type]
+            size=SizeSpec(scale=scale, width=width, height=height),
+            method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
+            skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, jobs=jobs,
+            run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+        )
+        if settings.size.empty:
+            raise UsageError("give one of --scale, --width or --height")
+        report = _report(as_json, quiet)
+        console = stderr_console()
+        show_progress = not quiet and not as_json and console.is_terminal and (len(inputs) > 1 or _has_folder(inputs))
+        if show_progress:
+            results = _run_with_progress(inputs, settings, report, console)
+        else:
+            results = run_batch(inputs, settings, on_result=report)
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"resizer: error: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE)
+    except ResizerError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"resizer: error: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        print("resizer: interrupted", file=sys.stderr)
+        raise typer.Exit(130)
+    if debug:
+        for result in results:
+            if result.status == "error":
+                print(f"resizer: debug: {result.to_json()}", file=sys.stderr)
+    raise typer.Exit(EXIT_FAILED if any(r.status == "error" for r in results) else EXIT_OK)
+
+
+def _has_folder(inputs: list[str]) -> bool:
+    from pathlib import Path
+
+    return any(i != "-" and Path(i).is_dir() for i in inputs)
+
+
+def _run_with_progress(inputs, settings, report, console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..pipeline import plan_jobs
+
+    total = len(plan_jobs(inputs, settings)[0])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(f"resizing {settings.direction}", total=total)
+
+        def on_result(result: FileResult) -> None:
+            report(result)
+            progress.advance(task)
+
+        return run_batch(inputs, settings, on_result=on_result)
+
+
+def _make_command(direction: str, help_text: str):
+    def command(
+        inputs: InputsArg,
+        scale: ScaleOpt = None,
+        width: WidthOpt = None,
+        height: HeightOpt = None,
+        method: MethodOpt = None,
+        output: OutputOpt = None,
+        fmt: FormatOpt = None,
+        quality: QualityOpt = None,
+        overwrite: OverwriteOpt = False,
+        skip_existing: SkipOpt = False,
+        strip: StripOpt = False,
+        max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+        jobs: JobsOpt = None,
+        device: DeviceOpt = "auto",
+        tile: TileOpt = None,
+        precision: PrecisionOpt = "fp32",
+        weights: WeightsOpt = None,
+        as_json: JsonOpt = False,
+        quiet: QuietOpt = False,
+        debug: DebugOpt = False,
+    ) -> None:
+        _run(direction, inputs, scale=scale, width=width, height=height, method=method, output=output, fmt=fmt,
+             quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
+             jobs=jobs, device=device, tile=tile, precision=precision, weights=weights, as_json=as_json,
+             quiet=quiet, debug=debug)
+
+    command.__doc__ = help_text
+    return command
+
+
+app.command("down")(_make_command("down", "Make images smaller: '--scale 4' gives a quarter of the width and height."))
+app.command("up")(_make_command("up", "Make images larger: '--scale 2.7' gives 2.7 times the width and height."))
+
+
+@app.command("methods")
+def methods_command(as_json: JsonOpt = False) -> None:
+    """List the resizing methods and the directions they serve."""
+    from ..methods import list_methods
+
+    for method in list_methods():
+        if as_json:
+            print(json.dumps({"name": method.name, "directions": sorted(method.directions), "summary": method.summary}))
+        else:
+            print(f"{method.name:16} {'/'.join(sorted(method.directions)):8} {method.summary}")

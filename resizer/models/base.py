@@ -1,0 +1,84 @@
+"""The contract every resampling network keeps, so one engine can run them all.
+
+CONTRACT (the engine, the learned methods, training and the benchmark rely on it):
+
+- ``forward(x, scale)`` takes ``(N, C, h, w)`` floats in [0, 1] and returns the
+  resampled batch. ``scale`` is the request's factor (>= 1): upscalers return
+  ``(N, C, round(h * scale), round(w * scale))``; downscalers (later) divide instead.
+  Every model is fed LR in and gives HR out: networks that refine a bicubic upscale
+  do that upscale inside ``forward`` (MATLAB bicubic, :func:`resizer.ops.imresize`),
+  so training and inference never prepare inputs differently.
+- ``color`` is ``"y"`` (the network sees MATLAB BT.601 luma only; chroma is resized
+  by bicubic outside it) or ``"rgb"``.
+- ``halo`` is how many input pixels of context on each side make an output pixel
+  exactly what the whole-image run gives (the receptive field, in input pixels), at
+  the worst supported scale. ``context(scale)`` may give a tighter value per scale;
+  the engine uses ``context``.
+- ``supports_scale(scale)`` says whether the architecture can produce ``scale`` at all
+  (which scales have trained weights is the manifest's business, not the model's).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from ..ops import imresize
+
+Color = Literal["y", "rgb"]
+
+
+def upscaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    """The output size of an upscaler: ``round`` of each side times ``scale``."""
+    return int(round(h * scale)), int(round(w * scale))
+
+
+class ResamplingModel(nn.Module):
+    """Base class of every network behind a learned ``--method``."""
+
+    color: ClassVar[Color] = "rgb"
+    halo: int = 0  # a class default; configurable models set it per instance
+
+    def supports_scale(self, scale: float) -> bool:
+        """True if this architecture can produce ``scale``."""
+        return scale >= 1
+
+    def context(self, scale: float) -> int:
+        """Input pixels of context needed on each side at ``scale`` (default: ``halo``)."""
+        return self.halo
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class BicubicRefiner(ResamplingModel):
+    """A network that refines a MATLAB-bicubic upscale of its input (SRCNN, VDSR).
+
+    Subclasses set ``radius`` (the body's receptive radius in *output* pixels) and
+    implement ``refine``. The context in input pixels follows from the radius and the
+    bicubic kernel's support: an output pixel ``radius`` away from a tile's kept area
+    samples input within ``(radius - 0.5) / scale + 1.5`` pixels of the area's edge.
+    """
+
+    color: ClassVar[Color] = "y"
+    radius: int = 0
+
+    def refine(self, upscaled: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def context(self, scale: float) -> int:
+        return math.ceil((self.radius - 0.5) / scale + 1.5 - 1e-9)
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        # ``scale`` sets the kernel and ``size`` the shape, so a tile starting at an input
+        # offset ``a`` samples exactly where the whole image does, shifted by ``a * scale``.
+        size = upscaled_size(x.shape[-2], x.shape[-1], scale)
+        return self.refine(imresize(x, scale=scale, size=size))
+
+
+def refiner_halo(radius: int, min_scale: float = 1.0) -> int:
+    """``BicubicRefiner.context`` at its worst (smallest) scale, for the ``halo`` attribute."""
+    return math.ceil((radius - 0.5) / min_scale + 1.5 - 1e-9)

@@ -1,0 +1,41 @@
+"""VDSR (Kim et al., "Accurate Image Super-Resolution Using Very Deep Convolutional Networks", CVPR 2016).
+
+Twenty 3x3 convolutions of 64 channels with ReLU, learning the residual between the
+bicubic upscale of the luma and the HR luma. One model serves every scale (the paper
+trains x2, x3 and x4 together), so ``supports_scale`` accepts any factor >= 1; which
+factors have trained weights is the manifest's business.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import BicubicRefiner, refiner_halo
+from .registry import register_architecture
+
+
+@register_architecture("vdsr", family="vdsr", task="up",
+                       summary="VDSR (Kim et al. 2016): 20 conv layers, luma residual on a bicubic upscale",
+                       depth=20, channels=64)
+class VDSR(BicubicRefiner):
+    """``depth`` 3x3 convolutions (the first and last change the channel count)."""
+
+    def __init__(self, depth: int = 20, channels: int = 64) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError("VDSR needs at least 2 layers")
+        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(channels, 1, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        for module in self.body:
+            if isinstance(module, nn.Conv2d):  # He initialisation, as in the paper
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        self.radius = depth  # receptive field 2 * depth + 1
+        self.halo = refiner_halo(self.radius)
+
+    def refine(self, upscaled: torch.Tensor) -> torch.Tensor:
+        return upscaled + self.body(upscaled)

@@ -1,0 +1,350 @@
+"""Batch resizing: expand inputs, plan outputs, resize each file, report one result per input.
+
+This is the Python API behind ``resizer down`` and ``resizer up``; the CLI only parses.
+A failure on one input never stops the others: it becomes a ``FileResult`` with
+``status="error"`` and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from .errors import ImageReadError, ImageWriteError, ResizerError, UsageError
+from .image_io import DEFAULT_MAX_PIXELS, Picture, encode_picture, is_image_path, load_picture, save_picture
+from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
+
+STDIO = "-"
+DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "lanczos"}
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """Exactly one of scale, width or height: how big the output should be."""
+
+    scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        given = [v for v in (self.scale, self.width, self.height) if v is not None]
+        if len(given) > 1:
+            raise UsageError("give only one of --scale, --width and --height")
+        if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
+            raise UsageError(f"--scale must be a positive number, not {self.scale}")
+        for name, value in (("--width", self.width), ("--height", self.height)):
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1 pixel, not {value}")
+
+    @property
+    def empty(self) -> bool:
+        return self.scale is None and self.width is None and self.height is None
+
+    def tag(self, direction: Direction) -> str:
+        """Short label used in default output names: ``down4``, ``up2.7``, ``w800``."""
+        if self.width is not None:
+            return f"w{self.width}"
+        if self.height is not None:
+            return f"h{self.height}"
+        if self.scale is not None:
+            return f"{direction}{self.scale:g}"
+        return direction
+
+
+def round_half_up(value: float) -> int:
+    """Round to the nearest integer, halves upwards (Python's round() goes to even)."""
+    return int(math.floor(value + 0.5))
+
+
+def output_size(width: int, height: int, direction: Direction, spec: SizeSpec) -> tuple[tuple[int, int], float]:
+    """Output (width, height) and the scale factor (>= 1 for a real down/up) for one input size.
+
+    ``up`` gives round(w*S) x round(h*S); ``down`` round(w/S) x round(h/S), never below
+    one pixel; ``--width``/``--height`` keep the aspect ratio.
+    """
+    if spec.scale is not None:
+        factor = spec.scale if direction == "up" else 1.0 / spec.scale
+        size = (max(1, round_half_up(width * factor)), max(1, round_half_up(height * factor)))
+        return size, spec.scale
+    if spec.width is not None:
+        ratio = spec.width / width
+        size = (spec.width, max(1, round_half_up(height * ratio)))
+    elif spec.height is not None:
+        ratio = spec.height / height
+        size = (max(1, round_half_up(width * ratio)), spec.height)
+    else:
+        raise UsageError("give one of --scale, --width or --height")
+    scale = ratio if direction == "up" else 1.0 / ratio
+    if scale < 1.0:
+        wrong = "larger" if direction == "down" else "smaller"
+        raise ResizerError(
+            f"{size[0]}x{size[1]} is {wrong} than the input {width}x{height}; "
+            f"use 'resizer {'up' if direction == 'down' else 'down'}'"
+        )
+    return size, scale
+
+
+@dataclass
+class ResizeJob:
+    """One input and where its result goes (``output`` is ``-`` for standard output)."""
+
+    input: str  # a path, or "-" for standard input
+    output: str
+    display_input: str
+
+
+@dataclass
+class FileResult:
+    """What happened to one input; ``to_json`` is the ``--json`` line."""
+
+    input: str
+    output: str | None
+    status: str  # ok | error | skipped
+    method: str | None = None
+    input_size: tuple[int, int] | None = None
+    output_size: tuple[int, int] | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        record = {
+            "input": self.input,
+            "output": self.output,
+            "status": self.status,
+            "method": self.method,
+            "input_size": list(self.input_size) if self.input_size else None,
+            "output_size": list(self.output_size) if self.output_size else None,
+            "seconds": round(self.seconds, 4),
+        }
+        if self.error is not None:
+            record["error"] = self.error
+        if self.warnings:
+            record["warnings"] = self.warnings
+        return record
+
+
+@dataclass
+class BatchSettings:
+    """Everything ``resizer down/up`` needs besides the inputs."""
+
+    direction: Direction
+    size: SizeSpec
+    method: str | None = None
+    output: str | None = None
+    format: str | None = None
+    quality: int | None = None
+    overwrite: bool = False
+    skip_existing: bool = False
+    strip: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    jobs: int | None = None  # None: all cores for methods that allow it
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _walk_images(folder: Path, exclude: Path | None) -> list[Path]:
+    """Image files under ``folder``, recursively and sorted, skipping the output tree."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        if exclude is not None:
+            dirs[:] = [d for d in dirs if (root_path / d).resolve() != exclude]
+        dirs.sort()
+        found.extend(root_path / f for f in sorted(files) if is_image_path(root_path / f))
+    return found
+
+
+def _with_suffix(path: Path, fmt: str | None) -> Path:
+    if fmt is None:
+        return path
+    suffix = "." + fmt.lower().lstrip(".")
+    return path.with_suffix({".jpeg": ".jpg", ".tiff": ".tif"}.get(suffix, suffix))
+
+
+def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[ResizeJob], list[FileResult]]:
+    """Expand files, folders and ``-`` into jobs; problems with an input become error results.
+
+    Raises ``UsageError`` for mistakes in the command line itself (``-`` twice, ``-o FILE``
+    with several inputs, a missing input when it is the only one is a per-file error).
+    """
+    if not inputs:
+        raise UsageError("no input given")
+    if list(inputs).count(STDIO) > 1:
+        raise UsageError("standard input ('-') can be given only once")
+    out = settings.output
+    tag = settings.size.tag(settings.direction)
+    paths = [Path(i) for i in inputs if i != STDIO]
+    many = len(inputs) > 1 or any(p.is_dir() for p in paths)
+    out_dir: Path | None = None
+    if out is not None and out != STDIO:
+        out_path = Path(out)
+        if many or out.endswith(("/", os.sep)) or out_path.is_dir():
+            if out_path.exists() and not out_path.is_dir():
+                raise UsageError(f"-o {out}: not a folder, but several inputs need one")
+            out_dir = out_path
+    if out == STDIO and many:
+        raise UsageError("-o - (standard output) takes exactly one input file")
+
+    jobs: list[ResizeJob] = []
+    errors: list[FileResult] = []
+    several_folders = sum(p.is_dir() for p in paths) > 1
+    for raw in inputs:
+        if raw == STDIO:
+            target = out or STDIO
+            if out_dir is not None:
+                raise UsageError("standard input needs -o FILE or -o -, not a folder")
+            jobs.append(ResizeJob(STDIO, target, "<stdin>"))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            exclude = out_dir.resolve() if out_dir is not None else None
+            images = _walk_images(path, exclude)
+            if not images:
+                errors.append(FileResult(raw, None, "error", error=f"{raw}: folder contains no images"))
+                continue
+            if out_dir is not None:
+                base = out_dir / path.resolve().name if several_folders else out_dir
+            else:
+                base = path.resolve().parent / f"{path.resolve().name}_{tag}"
+            for image in images:
+                target = _with_suffix(base / image.relative_to(path), settings.format)
+                jobs.append(ResizeJob(str(image), str(target), str(image)))
+            continue
+        if out_dir is not None:
+            target = _with_suffix(out_dir / path.name, settings.format)
+        elif out is not None:
+            target = Path(out)
+        else:
+            target = _with_suffix(path.with_name(f"{path.stem}_{tag}{path.suffix}"), settings.format)
+        jobs.append(ResizeJob(raw, str(target), raw))
+
+    # Two inputs must never race for one output file.
+    seen: dict[str, str] = {}
+    unique: list[ResizeJob] = []
+    for job in jobs:
+        key = job.output if job.output == STDIO else str(Path(job.output).resolve())
+        if key in seen and job.output != STDIO:
+            errors.append(FileResult(job.display_input, job.output, "error",
+                                     error=f"{job.display_input}: output {job.output} is also the output of {seen[key]}"))
+            continue
+        seen[key] = job.display_input
+        unique.append(job)
+    return unique, errors
+
+
+# --------------------------------------------------------------------------- resizing
+
+
+def choose_method(direction: Direction, picture: Picture, requested: str | None) -> Method:
+    """The method to use: the one asked for, else the default for ``direction``."""
+    return get_method(requested or DEFAULT_METHOD[direction])
+
+
+def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
+                   run: RunOptions | None = None) -> tuple[Picture, Method]:
+    """Resize one in-memory picture; the Python API's simplest entry point."""
+    size, scale = output_size(picture.width, picture.height, direction, spec)
+    chosen = choose_method(direction, picture, method)
+    request = ResizeRequest(direction, size, scale)
+    chosen.validate(request)
+    return chosen.resize(picture, request, run or RunOptions()), chosen
+
+
+def _format_for(job: ResizeJob, settings: BatchSettings, picture: Picture) -> str | None:
+    if settings.format:
+        return settings.format
+    if job.output == STDIO:
+        return picture.metadata.source_format or "png"
+    return None  # from the output suffix
+
+
+def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = None,
+                stdout=None) -> FileResult:
+    """Resize one input; never raises ``ResizerError`` (it becomes the result's error)."""
+    started = time.perf_counter()
+    result = FileResult(job.display_input, job.output, "error")
+    try:
+        if job.output != STDIO and job.input != STDIO:
+            out_path = Path(job.output)
+            same = out_path.exists() and Path(job.input).exists() and os.path.samefile(job.input, out_path)
+            if same and not settings.overwrite:
+                raise ImageWriteError(f"{job.output}: is the input file (use --overwrite to replace it)")
+            if out_path.exists() and not settings.overwrite:
+                if settings.skip_existing:
+                    result.status, result.error = "skipped", f"{job.output}: exists"
+                    return result
+                raise ImageWriteError(f"{job.output}: exists (use --overwrite)")
+        if job.input == STDIO:
+            source: str | bytes = stdin if stdin is not None else sys.stdin.buffer.read()
+        else:
+            source = job.input
+        picture = load_picture(source, max_pixels=settings.max_pixels, name=job.display_input)
+        result.input_size = (picture.width, picture.height)
+        if picture.metadata.frames > 1:
+            result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
+        resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run)
+        result.method = method.name
+        result.output_size = (resized.width, resized.height)
+        fmt = _format_for(job, settings, picture)
+        if job.output == STDIO:
+            data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip)
+            (stdout or sys.stdout.buffer).write(data)
+            (stdout or sys.stdout.buffer).flush()
+        else:
+            save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
+                         overwrite=settings.overwrite)
+        result.status = "ok"
+    except UsageError as exc:
+        result.error = str(exc)
+    except ResizerError as exc:
+        message = str(exc)
+        prefix = job.display_input
+        result.error = message if message.startswith((prefix, job.output)) else f"{prefix}: {message}"
+    finally:
+        result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_batch(inputs: Sequence[str], settings: BatchSettings,
+              on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+    """Plan and process every input; returns results in input order.
+
+    ``on_result`` is called as each input finishes (progress bars, JSON lines).
+    """
+    jobs, planning_errors = plan_jobs(inputs, settings)
+    results: list[FileResult] = []
+    for failed in planning_errors:
+        results.append(failed)
+        if on_result:
+            on_result(failed)
+    if jobs:
+        # A wrong method name, or a scale the method cannot do, is a usage error: fail before any file.
+        method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
+        if settings.size.scale is not None:
+            method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale))
+    for result in _process_all(jobs, settings):
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def _process_all(jobs: list[ResizeJob], settings: BatchSettings) -> Iterator[FileResult]:
+    method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
+    workers = settings.jobs or (os.cpu_count() or 1 if method.concurrent_files else 1)
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1 or any(job.input == STDIO for job in jobs):
+        for job in jobs:
+            yield process_job(job, settings)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(lambda job: process_job(job, settings), jobs)
