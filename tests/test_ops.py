@@ -215,3 +215,14 @@ def test_method_sixteen_bit_and_constant_alpha():
     out = method.resize(_picture(pixels), ResizeRequest("down", (7, 7), 20 / 7), RunOptions(device="cpu"))
     assert out.pixels.dtype == np.uint16
     assert (out.pixels[..., :3] == 40000).all() and (out.pixels[..., 3] == 65535).all()
+
+
+def test_scale_sets_the_kernel_and_size_the_shape():
+    # MATLAB's imresize(x, 1/3) on 16 px gives ceil(16/3) = 6 px with the kernel of 1/3,
+    # not of 6/16; passing both reproduces it at an explicit size.
+    x = torch.from_numpy(np.random.default_rng(6).uniform(0, 1, (1, 1, 16, 16)))
+    by_scale = imresize(x, scale=1 / 3)
+    assert by_scale.shape[-2:] == (6, 6)
+    np.testing.assert_allclose(by_scale[0, 0].numpy(), _ref_imresize(x[0, 0].numpy(), scale=1 / 3), atol=1e-9)
+    torch.testing.assert_close(imresize(x, scale=1 / 3, size=(6, 6)), by_scale)
+    assert not torch.allclose(imresize(x, size=(6, 6)), by_scale)

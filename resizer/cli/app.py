@@ -53,6 +53,23 @@ def run_api(call, *, debug: bool = False):
         raise typer.Exit(EXIT_FAILED)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"resizer {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Resize images with learned and classical downscalers and upscalers."""
+
+
 # Options shared by several commands (Annotated aliases keep the signatures short).
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image.")]
@@ -60,7 +77,7 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Weights file or hub reference (repo/file[@rev]).")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Weights file, or hf://OWNER/REPO/FILE.safetensors[@REVISION].")]
 
 
 def main() -> None:

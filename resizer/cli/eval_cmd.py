@@ -1,1 +1,102 @@
-"""Placeholder: filled in by its owner."""
+"""``resizer eval``: parse, then hand everything to :func:`resizer.evaluation.evaluate`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from ..methods import RunOptions
+from .app import DebugOpt, DeviceOpt, JsonOpt, QuietOpt, app, fail_usage, run_api, stderr_console
+
+DatasetsArg = Annotated[List[Path], typer.Argument(help="Dataset folders of HR images (e.g. .../bench/set5).",
+                                                    show_default=False)]
+ScalesOpt = Annotated[str, typer.Option("--scale", "-s", help="Comma-separated scale factors > 1, e.g. 2,3,4 or 2.5.",
+                                        show_default=False)]
+DownOpt = Annotated[str, typer.Option("--down", help="Method that makes the LR images (see 'resizer methods').")]
+UpOpt = Annotated[str, typer.Option("--up", help="Method that brings them back to the HR size.")]
+SaveOpt = Annotated[Optional[Path], typer.Option("--save", help="Write the LR and SR images under DIR/<dataset>/x<scale>/.",
+                                                 metavar="DIR")]
+
+
+def parse_scales(text: str) -> list[float]:
+    """``"2,3,4"`` -> ``[2.0, 3.0, 4.0]``; anything else is a usage error."""
+    scales = []
+    for part in text.split(","):
+        try:
+            scales.append(float(part.strip()))
+        except ValueError:
+            fail_usage(f"invalid --scale '{text}': give comma-separated numbers such as 2,3,4")
+    return scales
+
+
+@app.command("eval")
+def eval_command(
+    datasets: DatasetsArg,
+    scale: ScalesOpt,
+    down: DownOpt = "matlab-bicubic",
+    up: UpOpt = "matlab-bicubic",
+    save: SaveOpt = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Score a down/up pair on benchmark sets with the papers' protocol (PSNR/SSIM on luma)."""
+    from ..evaluation import evaluate
+
+    scales = parse_scales(scale)
+    console = stderr_console()
+    show_progress = not quiet and console.is_terminal
+
+    def run() -> list:
+        results = []
+        progress_bar, task, on_progress = None, None, None
+        if show_progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            progress_bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), console=console, transient=True)
+            task = progress_bar.add_task("evaluating", total=None)
+
+            def on_progress(done: int, total: int, label: str) -> None:
+                progress_bar.update(task, completed=done, total=total, description=label)
+
+            progress_bar.start()
+        try:
+            for result in evaluate(datasets, scales, down=down, up=up, options=RunOptions(device=device),
+                                   save_dir=save, progress=on_progress):
+                results.append(result)
+                if as_json:
+                    print(json.dumps(result.to_json()), flush=True)
+        finally:
+            if progress_bar is not None:
+                progress_bar.stop()
+        return results
+
+    results = run_api(run, debug=debug)
+    if not as_json:
+        _print_table(results)
+
+
+def _print_table(results: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # No box, one space of padding: the eight columns fit an 80-column terminal in full.
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    longest = max([len(r.down) for r in results] + [len(r.up) for r in results] + [4])
+    for name, justify in (("dataset", "left"), ("scale", "right"), ("down", "left"), ("up", "left"),
+                          ("PSNR", "right"), ("SSIM", "right"), ("images", "right"), ("seconds", "right")):
+        table.add_column(name, justify=justify, no_wrap=True,
+                         min_width=longest if name in ("down", "up") else None)
+    for r in results:
+        table.add_row(r.dataset, f"x{r.scale:g}", r.down, r.up, f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                      str(len(r.images)), f"{r.seconds:.1f}")
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not console.is_terminal:  # a pipe or file: never truncate to 80 columns
+        console = Console(no_color=True, highlight=False, width=200)
+    console.print(table)

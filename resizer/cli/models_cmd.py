@@ -1,1 +1,147 @@
-"""Placeholder: filled in by its owner."""
+"""``resizer models``: list, inspect and download the pretrained weights of the manifest."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .. import weights as api
+from .app import JsonOpt, app, run_api, stderr_console
+
+models_app = typer.Typer(
+    name="models",
+    help="List, inspect and download pretrained weights.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models_app, name="models")
+
+
+def _stdout() -> Console:
+    import os
+
+    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
+
+
+def _summary(entry: api.WeightsEntry, location: str) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "family": entry.family,
+        "arch": entry.arch,
+        "task": entry.task,
+        "scales": entry.scales,
+        "params": entry.params,
+        "size": entry.size,
+        "sha256": entry.sha256,
+        "file": entry.file,
+        "source": entry.source,
+        "license": entry.license,
+        "location": location,
+    }
+
+
+@models_app.command("list")
+def list_cmd(json_out: JsonOpt = False) -> None:
+    """List the weights of the manifest and where each file is (bundled, cached, remote)."""
+    entries = run_api(api.read_manifest)
+    rows = [(entry, run_api(lambda e=entry: api.model_location(e))) for entry in entries]
+    if json_out:
+        for entry, location in rows:
+            print(json.dumps(_summary(entry, location)))
+        return
+    if not rows:
+        stderr_console().print(f"No weights in {run_api(api.manifest_path)}.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column, justify in [
+        ("NAME", "left"), ("TASK", "left"), ("SCALES", "left"), ("PARAMS", "right"),
+        ("SIZE", "right"), ("SHA256", "left"), ("LOCATION", "left"),
+    ]:  # fmt: skip
+        table.add_column(column, justify=justify, no_wrap=True)
+    for entry, location in rows:
+        table.add_row(
+            entry.name, entry.task, entry.scales_label, f"{entry.params:,}",
+            _human_size(entry.size), entry.sha256[:12], location,
+        )  # fmt: skip
+    _stdout().print(table)
+
+
+@models_app.command("info")
+def info_cmd(
+    name: Annotated[str, typer.Argument(help="Weights name, as in 'resizer models list'.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one entry in full: architecture, config, file, hub source, training recipe, scores."""
+    entry = run_api(lambda: api.get_entry(name))
+    location = run_api(lambda: api.model_location(entry))
+    if json_out:
+        print(json.dumps({**entry.to_dict(), "location": location}))
+        return
+    out = _stdout()
+    out.print(f"[bold]{entry.name}[/bold]  {entry.task}scaling method '{entry.family}', architecture '{entry.arch}'")
+    lines = [
+        ("scales", entry.scales_label),
+        ("config", json.dumps(entry.config, sort_keys=True)),
+        ("parameters", f"{entry.params:,}"),
+        ("file", f"{entry.file} ({entry.size:,} bytes)"),
+        ("sha256", entry.sha256),
+        ("license", entry.license),
+        ("source", entry.source),
+        ("hub", f"{entry.repo}@{entry.revision}"),
+        ("location", location),
+    ]
+    for key, value in lines:
+        out.print(f"  {key:<11} {value}", markup=False)
+    out.print("  recipe", markup=False)
+    for key, value in entry.recipe.items():
+        out.print(f"    {key:<12} {value}", markup=False)
+    if entry.scores:
+        out.print("  scores", markup=False)
+        for dataset, by_scale in entry.scores.items():
+            for scale_key, metrics in by_scale.items():
+                shown = "  ".join(f"{k} {v:.4f}" if k == "ssim" else f"{k} {v:.2f}" for k, v in metrics.items())
+                out.print(f"    {dataset:<8} {scale_key:<5} {shown}", markup=False)
+
+
+@models_app.command("pull")
+def pull_cmd(
+    names: Annotated[list[str], typer.Argument(help="Weights names, as in 'resizer models list'.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Download weights into the Hugging Face cache and verify them, for offline use."""
+    entries = run_api(api.read_manifest)
+    for name in names:  # unknown names are a usage error before anything is downloaded
+        run_api(lambda n=name: api.get_entry(n, entries))
+    failed = False
+    for name in names:
+        try:
+            result = run_api(lambda n=name: api.pull_weights(n))
+        except typer.Exit:
+            failed = True
+            continue
+        if json_out:
+            row = {"name": name, "status": result.status, "path": str(result.path), "sha256": result.entry.sha256}
+            print(json.dumps(row))
+        elif result.status == "bundled":
+            print(f"{name}: bundled with resizer, nothing to download ({result.path})")
+        elif result.status == "cached":
+            print(f"{name}: already in the cache, verified ({result.path})")
+        else:
+            print(f"{name}: downloaded and verified ({result.path})")
+    if failed:
+        raise typer.Exit(1)

@@ -4,7 +4,8 @@ CONTRACT (the engine, the learned methods, training and the benchmark rely on it
 
 - ``forward(x, scale)`` takes ``(N, C, h, w)`` floats in [0, 1] and returns the
   resampled batch. ``scale`` is the request's factor (>= 1): upscalers return
-  ``(N, C, round(h * scale), round(w * scale))``; downscalers (later) divide instead.
+  ``(N, C, round(h * scale), round(w * scale))`` with halves rounded up, as the
+  pipeline sizes outputs (:func:`upscaled_size`); downscalers (later) divide instead.
   Every model is fed LR in and gives HR out: networks that refine a bicubic upscale
   do that upscale inside ``forward`` (MATLAB bicubic, :func:`resizer.ops.imresize`),
   so training and inference never prepare inputs differently.
@@ -32,8 +33,12 @@ Color = Literal["y", "rgb"]
 
 
 def upscaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
-    """The output size of an upscaler: ``round`` of each side times ``scale``."""
-    return int(round(h * scale)), int(round(w * scale))
+    """An upscaler's output ``(height, width)``: each side times ``scale``, halves rounded up.
+
+    The same rounding as ``pipeline.output_size``, so a model's natural output is the
+    size the user asked for (Python's ``round`` would round halves to even).
+    """
+    return math.floor(h * scale + 0.5), math.floor(w * scale + 0.5)
 
 
 class ResamplingModel(nn.Module):
