@@ -63,7 +63,10 @@ def _resize16(pixels: np.ndarray, size: tuple[int, int], resample: Image.Resampl
 
 
 def resize_pixels(pixels: np.ndarray, size: tuple[int, int], filter_name: str) -> np.ndarray:
-    """Resize an (H, W, C) uint8/uint16 array to ``size`` = (width, height) with a Pillow filter."""
+    """Resize an (H, W, C) uint8/uint16 array to ``size`` = (width, height) with a Pillow filter.
+
+    8-bit results are read-only views of Pillow's output (copy before editing in place).
+    """
     size = _check_size(size)
     resample = _resample(filter_name)
     if pixels.dtype == np.uint16:

@@ -30,7 +30,7 @@ from .errors import ResizerError, UsageError
 from .models.base import ResamplingModel, upscaled_size
 
 __all__ = [
-    "DEFAULT_TILE_CPU", "DEFAULT_TILE_GPU", "MIN_TILE", "MAX_PERIOD", "default_tile", "resolve_device",
+    "DEFAULT_TILE_CPU", "DEFAULT_TILE_GPU", "MIN_TILE", "MAX_PERIOD", "default_tile", "fit_to_size", "resolve_device",
     "resolve_precision", "scale_period", "upscale_tensor",
 ]
 
@@ -184,7 +184,7 @@ def upscale_tensor(
     batch = max(1, int(batch))
     height, width = int(x.shape[-2]), int(x.shape[-1])
     natural = upscaled_size(height, width, scale)
-    target = tuple(out_size) if out_size is not None else natural
+    target = (int(out_size[0]), int(out_size[1])) if out_size is not None else natural
 
     period = scale_period(scale)
     side = default_tile(dev) if tile is None else tile
@@ -214,7 +214,7 @@ def upscale_tensor(
                 ) from exc
             side = max(MIN_TILE, current // 2)
             side = max(period, side // period * period)
-    return _fit(out, target, scale)
+    return fit_to_size(out, target)
 
 
 def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, natural: tuple[int, int], side: int,
@@ -260,8 +260,12 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, natural: t
     return out
 
 
-def _fit(out: torch.Tensor, target: tuple[int, int], scale: float) -> torch.Tensor:
-    """Bring the model's natural output to exactly ``target`` ``(height, width)``."""
+def fit_to_size(out: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
+    """Bring an upscaler's natural output to exactly ``target`` ``(height, width)``.
+
+    One pixel off (another rounding of ``size * scale``): crop, or repeat the last
+    row/column. More (an aspect ratio change): MATLAB bicubic resize to ``target``.
+    """
     height, width = int(out.shape[-2]), int(out.shape[-1])
     if (height, width) == target:
         return out

@@ -22,6 +22,8 @@ Decisions worth knowing:
 - 32-bit float images (mode ``F``) and 32-bit integer images with samples outside
   0..65535 are refused rather than mapped: any mapping would silently change the data.
 - Alpha into a format without alpha (JPEG, PPM) is composited onto white.
+- TIFF is written uncompressed (Pillow's and most editors' default): Pillow's compressing
+  (libtiff) writer cannot write EXIF sub-IFDs, so compression would lose camera data.
 - 16 bits into an 8-bit-only format is rounded (x / 257), never truncated.
 - ``metadata.text`` is written to PNG text chunks, and to JPEG/WebP/AVIF/TIFF as an XMP
   block in the ``resizer`` namespace; it is read back from both. ``strip=True`` drops ICC,
@@ -78,6 +80,9 @@ class Metadata:
 
 @dataclass
 class Picture:
+    """Pixels plus metadata. Pictures from ``load_picture`` (8-bit) and the classical methods
+    may hand out read-only pixel arrays: copy before editing in place."""
+
     pixels: np.ndarray
     metadata: Metadata = field(default_factory=Metadata)
 
@@ -283,6 +288,10 @@ def load_picture(source: str | Path | bytes, *, max_pixels: int | None = DEFAULT
 
 
 _LIMIT_LOCK = threading.Lock()
+# resizer applies its own limit (max_pixels) before decoding, so Pillow's warning is noise. A
+# process-wide filter because ``warnings.catch_warnings`` is not thread-safe (the pipeline
+# loads files from several threads).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _open(fp: IO[bytes], label: str) -> Image.Image:
@@ -293,9 +302,7 @@ def _open(fp: IO[bytes], label: str) -> Image.Image:
     the guard off, and the caller applies ``max_pixels``.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(fp)
+        return Image.open(fp)
     except Image.DecompressionBombError:
         fp.seek(0)
         with _LIMIT_LOCK:
@@ -329,9 +336,7 @@ def _load(fp: IO[bytes], label: str, max_pixels: int | None) -> Picture:
     if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(_limit_message(label, width, height, max_pixels))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _decode(image, fp, label)
+        return _decode(image, fp, label)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -796,11 +801,11 @@ def _encode_into(picture: Picture, fmt: str, handle: IO[bytes], *, quality: int 
             _write_png16(picture.pixels, handle, params)
             return
         if picture.bit_depth == 16 and picture.channels > 1 and fmt == "TIFF":
-            _write_tiff16(picture.pixels, handle, meta, strip)
+            _write_tiff16(picture.pixels, handle, meta, strip, label)
             return
         image = _image_for(picture, fmt)
         image.save(handle, fmt, **params)
-    except (ValueError, KeyError, TypeError, struct.error, zlib.error) as exc:
+    except (ValueError, KeyError, TypeError, RuntimeError, struct.error, zlib.error) as exc:
         raise ImageWriteError(f"{label}: cannot encode as {fmt} ({exc})") from None
 
 
@@ -845,7 +850,6 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
         if icc:
             params["icc_profile"] = icc
         if fmt == "TIFF":  # Pillow ignores ``exif`` when ``tiffinfo`` is given: one mapping for both
-            params["compression"] = "tiff_deflate"
             tags = Image.Exif()
             if exif:
                 tags.load(exif)
@@ -903,17 +907,16 @@ def _write_png16(pixels: np.ndarray, handle: IO[bytes], params: dict[str, Any]) 
             handle.write(_png_chunk(kind, body))
 
 
-def _write_tiff16(pixels: np.ndarray, handle: IO[bytes], meta: Metadata, strip: bool) -> None:
+def _write_tiff16(pixels: np.ndarray, handle: IO[bytes], meta: Metadata, strip: bool, label: str) -> None:
     """16-bit LA/RGB/RGBA TIFF through tifffile (Pillow cannot write them). EXIF is not carried here."""
     try:
         import tifffile
     except ImportError:
-        raise ImageWriteError("writing 16-bit colour TIFF needs the 'tifffile' package") from None
+        raise ImageWriteError(f"{label}: writing 16-bit colour TIFF needs the 'tifffile' package") from None
     channels = pixels.shape[2]
     xmp = _xmp_with_text(None if strip else meta.xmp, meta.text)
     kwargs: dict[str, Any] = {
         "photometric": "rgb" if channels >= 3 else "minisblack",
-        "compression": "zlib",
         "metadata": None,
         "software": "resizer",
     }

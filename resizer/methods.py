@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Direction = Literal["down", "up"]
 
 # Modules that register methods when imported, cheapest first.
-_PROVIDERS: list[str] = ["resizer.classical", "resizer.ops"]
+_PROVIDERS: list[str] = ["resizer.classical", "resizer.ops", "resizer.learned"]
 _loaded: set[str] = set()
 _REGISTRY: dict[str, "Method"] = {}
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .methods import Method, ResizeRequest, RunOptions, register_method
+
+if TYPE_CHECKING:
+    from .image_io import Picture
 
 __all__ = ["imresize", "cubic", "contributions", "MatlabBicubic"]
 
@@ -144,7 +148,7 @@ class MatlabBicubic(Method):
     directions = frozenset({"down", "up"})
     summary = "MATLAB imresize bicubic (the benchmark protocol; differs from Pillow's bicubic at the borders)"
 
-    def resize(self, picture, request: ResizeRequest, options: RunOptions):
+    def resize(self, picture: "Picture", request: ResizeRequest, options: RunOptions) -> "Picture":
         """Resize every channel (alpha too) and round like MATLAB's uint8/uint16 conversion.
 
         Works on raw sample values in float64 rather than through ``pixels_to_tensor`` /
@@ -152,7 +156,7 @@ class MatlabBicubic(Method):
         weights are dyadic, exact .5 results do occur, and MATLAB rounds them up; the
         float32 path flips about one pixel in 20,000 away from MATLAB's LR images.
         """
-        from .image_io import Picture
+        from .image_io import Picture  # noqa: F811  (the runtime import; image_io stays lazy)
 
         self.validate(request)
         width, height = request.size

@@ -198,6 +198,27 @@ def test_cli_table(tiny_set: Path):
     assert "x2" in row and "matlab-bicubic" in row and f"{expected.psnr:.2f}" in row and f"{expected.ssim:.4f}" in row
 
 
+def test_cli_passes_run_options_to_the_methods(tiny_set: Path, monkeypatch):
+    seen = []
+    bicubic = methods.get_method("matlab-bicubic")
+
+    class Recorder(Method):
+        name = "test-recorder"
+
+        def resize(self, picture, request, options):
+            seen.append(options)
+            return bicubic.resize(picture, request, options)
+
+    monkeypatch.setitem(methods._REGISTRY, "test-recorder", Recorder())
+    result = CliRunner().invoke(app, ["eval", str(tiny_set), "--scale", "2", "--up", "test-recorder", "--json",
+                                      "--device", "cpu", "--tile", "64", "--precision", "fp32",
+                                      "--weights", "w.safetensors"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["up"] == "test-recorder"
+    assert len(seen) == 3
+    assert {(o.device, o.tile, o.precision, o.weights) for o in seen} == {("cpu", 64, "fp32", "w.safetensors")}
+
+
 @pytest.mark.parametrize("args", [["--scale", "2,abc"], ["--scale", "1"], ["--scale", "2", "--down", "nope"], []])
 def test_cli_usage_errors_exit_2(tiny_set: Path, args):
     result = CliRunner().invoke(app, ["eval", str(tiny_set), *args])

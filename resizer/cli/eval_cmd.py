@@ -10,7 +10,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from ..methods import RunOptions
-from .app import DebugOpt, DeviceOpt, JsonOpt, QuietOpt, app, fail_usage, run_api, stderr_console
+from .app import (DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, TileOpt, WeightsOpt, app, fail_usage, run_api,
+                  stderr_console)
 
 DatasetsArg = Annotated[List[Path], typer.Argument(help="Dataset folders of HR images (e.g. .../bench/set5).",
                                                     show_default=False)]
@@ -41,6 +42,9 @@ def eval_command(
     up: UpOpt = "matlab-bicubic",
     save: SaveOpt = None,
     device: DeviceOpt = "auto",
+    tile: TileOpt = None,
+    precision: PrecisionOpt = "fp32",
+    weights: WeightsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -49,6 +53,7 @@ def eval_command(
     from ..evaluation import evaluate
 
     scales = parse_scales(scale)
+    options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
     console = stderr_console()
     show_progress = not quiet and console.is_terminal
 
@@ -67,7 +72,7 @@ def eval_command(
 
             progress_bar.start()
         try:
-            for result in evaluate(datasets, scales, down=down, up=up, options=RunOptions(device=device),
+            for result in evaluate(datasets, scales, down=down, up=up, options=options,
                                    save_dir=save, progress=on_progress):
                 results.append(result)
                 if as_json:

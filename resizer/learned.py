@@ -1,0 +1,141 @@
+"""Learned networks as ``--method``s: one generic adapter for every registered "up" architecture.
+
+The adapter knows a method only by its family name. The manifest (``resizer.weights``)
+says which file serves which scale; the model contract (``resizer.models.base``) says
+whether the network sees luma or RGB; the engine (``resizer.engine``) runs it tiled on
+any device. Everything the network does not see is resized with MATLAB bicubic
+(``resizer.ops.imresize``), the same kernel the luma networks refine, so the chroma
+and alpha line up with the network's output pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .engine import fit_to_size, resolve_device, upscale_tensor
+from .errors import ModelError
+from .image_io import Picture
+from .methods import Method, ResizeRequest, RunOptions, register_method
+from .models import ResamplingModel, list_architectures
+from .models.base import upscaled_size
+from .ops import imresize
+from .tensors import pixels_to_tensor, rgb_to_ycbcr, tensor_to_pixels, ycbcr_to_rgb
+
+__all__ = ["LearnedMethod", "bicubic_to", "upscale_picture"]
+
+
+class LearnedMethod(Method):
+    """A family of trained networks (e.g. ``srcnn``) as a resizing method."""
+
+    concurrent_files = False  # one image already uses every core
+
+    def __init__(self, family: str, directions: frozenset[str] | set[str] = frozenset({"up"}), summary: str = "") -> None:
+        self.name = family.strip().lower()
+        self.family = self.name
+        self.directions = frozenset(directions)
+        self.summary = summary
+
+    def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
+        """Direction, then manifest weights for the scale unless ``options.weights`` names a file.
+
+        Without ``options`` (``Method.validate``'s signature, which the pipeline calls
+        before it reads any file) only the direction is checked: a ``--weights`` file may
+        serve a scale the manifest does not, and ``resize`` checks the weights anyway.
+        """
+        super().validate(request)
+        if options is None or options.weights:
+            return  # a --weights file's own metadata is checked when it is loaded
+        from .weights import find_entry
+
+        try:
+            find_entry(self.family, request.scale, task=request.direction)
+        except ModelError as exc:
+            raise ModelError(f"{exc}; train them with 'resizer train {self.family}' or pass --weights FILE") from None
+
+    def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        """Load the network for ``request.scale`` (cached by ``weights.load_model``) and run it."""
+        from .weights import load_model
+
+        self.validate(request, options)
+        device = resolve_device(options.device)
+        model, _entry = load_model(self.family, request.scale, weights=options.weights, device=str(device),
+                                   task=request.direction)
+        width, height = request.size
+        return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile, device=device,
+                               precision=options.precision)
+
+
+def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:
+    """MATLAB bicubic upscale of ``x`` by ``scale``, brought to ``out_size`` the way the engine does.
+
+    The same kernel, phase and size fix-up as a luma network's own bicubic, so a Y model's
+    chroma (and any alpha) is aligned with its luma.
+    """
+    natural = upscaled_size(int(x.shape[-2]), int(x.shape[-1]), scale)
+    return fit_to_size(imresize(x, scale=scale, size=natural), out_size)
+
+
+def upscale_picture(
+    model: ResamplingModel,
+    picture: Picture,
+    out_size: tuple[int, int],
+    scale: float,
+    *,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    batch: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Picture:
+    """Upscale ``picture`` to ``out_size`` ``(height, width)`` with ``model``; metadata is carried.
+
+    Luma models get MATLAB BT.601 Y (grey pictures as they are) and the chroma is
+    bicubic; RGB models get RGB (grey replicated to three channels, averaged back).
+    Alpha is bicubic. 16-bit pictures go through the same float path and stay 16-bit.
+    """
+    pixels = picture.pixels
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected (H, W, C) pixels with 1 to 4 channels, got shape {pixels.shape}")
+    x = pixels_to_tensor(pixels)
+    channels = x.shape[1]
+    alpha = x[:, -1:] if channels in (2, 4) else None
+    colour = x[:, :-1] if alpha is not None else x
+    run = dict(tile=tile, device=device, precision=precision, batch=batch, progress=progress)
+
+    if model.color == "y":
+        if colour.shape[1] == 3:
+            ycbcr = rgb_to_ycbcr(colour)
+            luma = upscale_tensor(model, ycbcr[:, :1], scale, out_size, **run)
+            chroma = bicubic_to(ycbcr[:, 1:], scale, out_size)
+            del ycbcr
+            out = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))
+            del luma, chroma
+        else:
+            out = upscale_tensor(model, colour, scale, out_size, **run)
+    elif colour.shape[1] == 1:
+        out = upscale_tensor(model, colour.expand(-1, 3, -1, -1), scale, out_size, **run).mean(dim=1, keepdim=True)
+    else:
+        out = upscale_tensor(model, colour, scale, out_size, **run)
+
+    if alpha is not None:
+        out = torch.cat([out, bicubic_to(alpha, scale, out_size)], dim=1)
+    result = tensor_to_pixels(out.clamp_(0, 1), dtype=pixels.dtype)
+    metadata = dataclasses.replace(picture.metadata, text=dict(picture.metadata.text))
+    return Picture(np.ascontiguousarray(result), metadata)
+
+
+def _register_all() -> None:
+    """One method per family of registered "up" architectures (srcnn, vdsr, ...)."""
+    summaries: dict[str, str] = {}
+    for arch in list_architectures():
+        if arch.task == "up":
+            summaries.setdefault(arch.family, arch.summary)
+    for family, summary in sorted(summaries.items()):
+        register_method(LearnedMethod(family, {"up"}, summary))
+
+
+_register_all()
