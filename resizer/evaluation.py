@@ -17,15 +17,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import ImageReadError, ImageWriteError, ResizerError, UsageError
-from .image_io import Metadata, Picture
+from .errors import ImageReadError, ResizerError, UsageError
+from .image_io import Picture, is_image_path, load_picture, save_picture
 from .methods import Method, ResizeRequest, RunOptions, get_method
 from .metrics import luma, psnr, shave, ssim
 
 __all__ = ["EvalResult", "ImageScore", "evaluate", "protocol_sizes", "list_dataset"]
 
-# Used only while image_io.is_image_path is not available.
-_FALLBACK_SUFFIXES = frozenset({".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"})
 _SSIM_WINDOW = 11
 
 ProgressCallback = Callable[[int, int, str], None]  # (images done, images in total, what was just done)
@@ -82,14 +80,7 @@ def protocol_sizes(width: int, height: int, scale: float) -> tuple[tuple[int, in
 
 
 def _is_image(path: Path) -> bool:
-    if path.name.startswith(".") or not path.is_file():
-        return False
-    from . import image_io
-
-    try:
-        return bool(image_io.is_image_path(path))
-    except NotImplementedError:
-        return path.suffix.lower() in _FALLBACK_SUFFIXES
+    return not path.name.startswith(".") and path.is_file() and is_image_path(path)
 
 
 def list_dataset(folder: Path) -> list[Path]:
@@ -106,38 +97,14 @@ def list_dataset(folder: Path) -> list[Path]:
 
 
 def _read(path: Path) -> Picture:
-    """``load_picture`` when available, else Pillow; errors name the file."""
-    from . import image_io
-
+    """``load_picture``, with errors that name the file."""
     try:
-        picture = image_io.load_picture(path)
-    except NotImplementedError:
-        picture = _read_with_pillow(path)
+        picture = load_picture(path)
     except ImageReadError as exc:
         if str(path.name) in str(exc):
             raise
         raise ImageReadError(f"{path}: {exc}") from exc
     return _benchmark_pixels(picture)
-
-
-def _read_with_pillow(path: Path) -> Picture:
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                pixels = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)[:, :, None]
-            else:
-                target = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}.get(im.mode)
-                if target is None:
-                    target = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-                pixels = np.asarray(im.convert(target))
-                if pixels.ndim == 2:
-                    pixels = pixels[:, :, None]
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot read {path}: not a readable image ({exc})") from exc
-    return Picture(np.ascontiguousarray(pixels), Metadata(source_format=path.suffix.lstrip(".").upper()))
 
 
 def _benchmark_pixels(picture: Picture) -> Picture:
@@ -151,19 +118,7 @@ def _benchmark_pixels(picture: Picture) -> Picture:
 
 
 def _save(picture: Picture, path: Path) -> None:
-    from . import image_io
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        image_io.save_picture(picture, path, format="PNG", overwrite=True)
-    except NotImplementedError:
-        from PIL import Image
-
-        pixels = picture.pixels[:, :, 0] if picture.channels == 1 else picture.pixels
-        try:
-            Image.fromarray(pixels).save(path, format="PNG")
-        except OSError as exc:
-            raise ImageWriteError(f"cannot write {path}: {exc}") from exc
+    save_picture(picture, path, format="PNG", overwrite=True)
 
 
 def _check_scales(scales: Sequence[float]) -> list[float]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import ImageReadError, ImageWriteError, ResizerError, UsageError
+from .errors import ImageWriteError, ResizerError, UsageError
 from .image_io import DEFAULT_MAX_PIXELS, Picture, encode_picture, is_image_path, load_picture, save_picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 

@@ -567,35 +567,16 @@ def _load_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     return ckpt, json.loads(state_path.read_text(encoding="utf-8"))
 
 
-def _load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors weights file (never a pickle)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--init: weights file '{path}' not found")
-    if path.suffix != ".safetensors":
-        raise UsageError(f"--init: '{path}' is not a .safetensors file (pickled weights are not loaded)")
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"cannot read weights '{path}': {exc}") from exc
-
-
 def _init_from(model: torch.nn.Module, path: str) -> None:
-    state = _load_state_file(path)
-    own = model.state_dict()
-    if set(state) != set(own):
-        # weights written by the weights API may prefix keys; accept an unambiguous suffix match
-        stripped = {k.split(".", 1)[1]: v for k, v in state.items() if "." in k}
-        if set(stripped) == set(own):
-            state = stripped
-        else:
-            raise ModelError(f"--init: '{path}' does not match the architecture's parameters")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"--init: '{path}' does not fit the model: {exc}") from exc
+    """Load a weights file (safetensors only, checked by the weights API) into ``model``."""
+    from .weights import load_weights_into
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--init: weights file '{p}' not found")
+    if p.suffix != ".safetensors":
+        raise UsageError(f"--init: '{p}' is not a .safetensors file (pickled weights are not loaded)")
+    load_weights_into(model, p)
 
 
 # --------------------------------------------------------------------------- training

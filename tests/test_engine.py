@@ -187,3 +187,25 @@ def test_default_tile_is_used_and_bounds_the_tile_size() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         upscale_tensor(model, torch.rand(1, 1, 16, 16), 2.0101, device="cpu")  # smaller than a tile: no warning
+
+
+def test_bench_reports_ratios_measured_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from resizer import bench
+    from resizer.cli import app
+
+    monkeypatch.setattr(bench, "_MIN_SECONDS", 0.0)  # one run per measurement
+    result = CliRunner().invoke(app, ["bench", "--method", "srcnn", "--megapixels", "0.002", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    rows = {r["method"]: r for r in records if r["record"] == "speed"}
+    assert set(rows) == {"pillow-bicubic", "edsr-baseline", "srcnn"}
+    assert rows["pillow-bicubic"]["vs_pillow"] == 1 and rows["edsr-baseline"]["vs_edsr"] == 1
+    srcnn = rows["srcnn"]
+    assert srcnn["output_size"] == [2 * srcnn["input_size"][0], 2 * srcnn["input_size"][1]]
+    assert srcnn["vs_edsr"] == pytest.approx(srcnn["out_mp_per_s"] / rows["edsr-baseline"]["out_mp_per_s"])
+    bad = CliRunner().invoke(app, ["bench", "--method", "nope", "--device", "cpu"])
+    assert bad.exit_code == 2 and "unknown method" in bad.output

@@ -1,0 +1,419 @@
+"""Speed and memory of the upscalers, beside Pillow and published reference networks.
+
+Every speed claim is a ratio measured in one process, one run: a method's output
+megapixels per second divided by Pillow's bicubic and by EDSR-baseline's on the same
+machine at the same time, so the ratios survive a slower or busier machine where the
+absolute numbers do not. Learned and reference networks run with random weights
+(speed does not depend on the values) through the same path as ``resizer up``
+(:func:`resizer.learned.upscale_picture`: colour conversion, engine, tiling).
+
+Rates are in **output** megapixels per second. Memory is the peak resident set size
+above the level before the run, sampled every 2 ms (``/proc/self/statm``; elsewhere the
+``getrusage`` high-water mark, which only shows growth beyond earlier runs); on CUDA
+it is ``torch.cuda.max_memory_allocated``.
+
+``checks=True`` adds the two numbers the engine promises: the peak RSS of a 3 MP image
+upscaled x2 with the default tile, measured in a fresh subprocess (a clean high-water
+mark, target < 3 GB), and the cost of tiling on a 1 MP image (tiled / whole - 1,
+target <= 25 %).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import UsageError
+
+PILLOW = "pillow-bicubic"
+EDSR = "edsr-baseline"
+RSS_TARGET_MB = 3000.0
+OVERHEAD_TARGET = 0.25
+_MIN_SECONDS = 1.0  # repeat a measurement until it has run this long (at most _MAX_RUNS)
+_MAX_RUNS = 5
+_RRDB_SHARE = 1 / 16  # RRDBNet (x4 only, ~25x EDSR's work) runs on a 16th of the pixels
+
+
+@dataclass
+class BenchRow:
+    """One method at one scale."""
+
+    method: str
+    kind: str  # "learned", "reference", "classical"
+    scale: float
+    device: str
+    input_size: tuple[int, int]  # (width, height)
+    output_size: tuple[int, int]
+    seconds: float  # best of ``runs``
+    runs: int
+    out_mp_per_s: float
+    peak_mb: float
+    vs_pillow: float | None = None  # speed / Pillow bicubic's at the same scale
+    vs_edsr: float | None = None  # speed / EDSR-baseline's at the same scale
+    tile: int | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchReport:
+    """Everything ``resizer bench`` measured, with the conditions it was measured under."""
+
+    device: str
+    threads: int
+    torch: str
+    cpu: str
+    load_average: tuple[float, float, float] | None
+    rows: list[BenchRow] = field(default_factory=list)
+    memory_checks: list[dict] = field(default_factory=list)
+    tiling_checks: list[dict] = field(default_factory=list)
+
+    def to_json_lines(self) -> list[str]:
+        head = {k: v for k, v in asdict(self).items() if k not in ("rows", "memory_checks", "tiling_checks")}
+        lines = [json.dumps({"record": "machine", **head})]
+        lines += [json.dumps({"record": "speed", **asdict(r)}) for r in self.rows]
+        lines += [json.dumps({"record": "memory", **c}) for c in self.memory_checks]
+        lines += [json.dumps({"record": "tiling", **c}) for c in self.tiling_checks]
+        return lines
+
+
+def learned_families() -> dict[str, str]:
+    """``family -> architecture`` of every registered upscaler (the learned ``--method``s)."""
+    from .models import list_architectures
+
+    found: dict[str, str] = {}
+    for arch in list_architectures():
+        if arch.task == "up":
+            found.setdefault(arch.family, arch.name)
+    return found
+
+
+def available_methods() -> list[str]:
+    """Names ``--method`` accepts: learned families, reference networks, Pillow bicubic, classical methods."""
+    from .methods import list_methods
+    from .models.reference import REFERENCE_MODELS
+
+    names = list(learned_families()) + list(REFERENCE_MODELS) + [PILLOW]
+    names += [m.name for m in list_methods("up") if m.name not in names]
+    return names
+
+
+def bench_picture(megapixels: float, seed: int = 0) -> np.ndarray:
+    """A 4:3 RGB uint8 image of about ``megapixels``: smooth gradients, edges and noise."""
+    width = max(8, int(round(math.sqrt(megapixels * 1e6 * 4 / 3))))
+    height = max(8, int(round(width * 3 / 4)))
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    shape = (height, width)
+    planes = [127 + 100 * np.sin(9 * x) * np.cos(7 * y), np.broadcast_to(255 * x, shape),
+              np.broadcast_to(200 * ((x * 13 % 1) > 0.5), shape)]
+    noise = np.random.default_rng(seed).normal(0, 6, (height, width, 3)).astype(np.float32)
+    return np.clip(np.stack(planes, axis=-1) + noise, 0, 255).astype(np.uint8)
+
+
+class _PeakRSS:
+    """Peak resident memory above the level at entry, sampled by a thread."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._statm = "/proc/self/statm" if os.path.exists("/proc/self/statm") else None
+        self._page = os.sysconf("SC_PAGE_SIZE") if self._statm else 0
+
+    def _rss_mb(self) -> float:
+        if self._statm:
+            with open(self._statm) as handle:
+                return int(handle.read().split()[1]) * self._page / 1e6
+        return _maxrss_mb()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._rss_mb() - self._base)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "_PeakRSS":
+        self._base = self._rss_mb()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._rss_mb() - self._base)
+
+
+def _maxrss_mb() -> float:
+    """This process's RSS high-water mark (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
+
+
+def _timed(run: Callable[[], object], device_type: str) -> tuple[float, int, float]:
+    """(best seconds, runs, peak MB): repeat ``run`` until ``_MIN_SECONDS`` or ``_MAX_RUNS``."""
+    import torch
+
+    best, runs, total, peak = math.inf, 0, 0.0, 0.0
+    while runs < _MAX_RUNS and (runs == 0 or total < _MIN_SECONDS):
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        with _PeakRSS() as rss:
+            start = time.perf_counter()
+            run()
+            if device_type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+        gpu_peak = torch.cuda.max_memory_allocated() / 1e6 if device_type == "cuda" else 0.0
+        best, runs, total = min(best, elapsed), runs + 1, total + elapsed
+        peak = max(peak, gpu_peak if device_type == "cuda" else rss.peak_mb)
+    return best, runs, peak
+
+
+def _build(method: str, scale: float):
+    """A randomly initialised network for a learned family or a reference name."""
+    from .models import create_model
+    from .models.reference import REFERENCE_MODELS, build_reference
+
+    if method in REFERENCE_MODELS:
+        return build_reference(method, scale)
+    return create_model(learned_families()[method])
+
+
+def _measure(method: str, scale: float, megapixels: float, device, tile: int | None) -> BenchRow | None:
+    """Time one method at one scale; ``None`` when it cannot do that scale."""
+    from PIL import Image
+
+    from .image_io import Picture
+    from .learned import upscale_picture
+    from .methods import ResizeRequest, RunOptions, get_method
+    from .models.base import upscaled_size
+    from .models.reference import REFERENCE_MODELS
+
+    share = _RRDB_SHARE if method == "rrdbnet" else 1.0
+    pixels = bench_picture(megapixels * share)
+    height, width = pixels.shape[:2]
+    out_h, out_w = upscaled_size(height, width, scale)
+    note = f"1/{round(1 / share)} of the pixels" if share != 1.0 else ""
+    if method == PILLOW:
+        image = Image.fromarray(pixels)
+        seconds, runs, peak = _timed(lambda: image.resize((out_w, out_h), Image.Resampling.BICUBIC), "cpu")
+        kind, dev_name = "classical", "cpu"
+    elif method in REFERENCE_MODELS or method in learned_families():
+        model = _build(method, scale)
+        if not model.supports_scale(scale):
+            return None
+        picture = Picture(pixels)
+        warm = Picture(pixels[:48, :64].copy())
+
+        def run(p: Picture = picture) -> object:
+            return upscale_picture(model, p, upscaled_size(p.height, p.width, scale), scale, tile=tile, device=device)
+
+        run(warm)  # first calls build kernels and allocator pools
+        seconds, runs, peak = _timed(run, device.type)
+        kind = "reference" if method in REFERENCE_MODELS else "learned"
+        dev_name = str(device)
+    else:
+        chosen = get_method(method)
+        if "up" not in chosen.directions:
+            raise UsageError(f"method '{method}' does not upscale")
+        picture, request = Picture(pixels), ResizeRequest("up", (out_w, out_h), scale)
+        chosen.validate(request)
+        seconds, runs, peak = _timed(lambda: chosen.resize(picture, request, RunOptions(device=str(device))), "cpu")
+        kind, dev_name = "classical", "cpu"
+    return BenchRow(method, kind, scale, dev_name, (width, height), (out_w, out_h), seconds, runs,
+                    out_w * out_h / 1e6 / seconds, peak, tile=tile if kind != "classical" else None, note=note)
+
+
+def _machine(device) -> BenchReport:
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    if device.type == "cuda":
+        cpu += f"; GPU {torch.cuda.get_device_name(device)}"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return BenchReport(str(device), torch.get_num_threads(), torch.__version__, cpu, load)
+
+
+def run_bench(
+    methods: list[str] | None = None,
+    scales: list[float] | None = None,
+    megapixels: float = 0.1,
+    device: str = "auto",
+    tile: int | None = None,
+    checks: bool = False,
+    on_row: Callable[[BenchRow], None] | None = None,
+) -> BenchReport:
+    """Measure ``methods`` (default: every learned family and reference network) at ``scales``.
+
+    Pillow's bicubic and EDSR-baseline always run too, as the denominators of the
+    ratios. ``megapixels`` is the input size (RRDBNet gets a 16th of it). With
+    ``checks``, also the 3 MP x2 RSS check (subprocess) and the 1 MP tiling overhead
+    for each learned family measured.
+    """
+    from .engine import _set_cpu_threads, resolve_device
+    from .models.reference import REFERENCE_MODELS
+
+    if not (megapixels > 0 and math.isfinite(megapixels)):
+        raise UsageError(f"--megapixels must be a positive number, not {megapixels}")
+    scales = [float(s) for s in (scales or [2.0])]
+    if any(not (s > 1 and math.isfinite(s)) for s in scales):
+        raise UsageError("--scale must be greater than 1 (the benchmark measures upscalers)")
+    known = available_methods()
+    wanted = [m.strip().lower() for m in (methods or list(learned_families()) + list(REFERENCE_MODELS))]
+    for name in wanted:
+        if name not in known:
+            raise UsageError(f"unknown method '{name}' for bench (available: {', '.join(known)})")
+    order = [PILLOW, EDSR] + [m for m in dict.fromkeys(wanted) if m not in (PILLOW, EDSR)]
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        _set_cpu_threads()
+    report = _machine(dev)
+
+    for scale in scales:
+        rows: list[BenchRow] = []
+        for name in order:
+            row = _measure(name, scale, megapixels, dev, tile)
+            if row is None:
+                continue
+            rows.append(row)
+        base = {r.method: r.out_mp_per_s for r in rows if r.method in (PILLOW, EDSR)}
+        for row in rows:
+            row.vs_pillow = row.out_mp_per_s / base[PILLOW] if PILLOW in base else None
+            row.vs_edsr = row.out_mp_per_s / base[EDSR] if EDSR in base else None
+            if row.method in wanted or row.method in (PILLOW, EDSR):
+                report.rows.append(row)
+                if on_row:
+                    on_row(row)
+
+    if checks:
+        families = [m for m in dict.fromkeys(wanted) if m in learned_families()]
+        for family in families:
+            report.memory_checks.append(memory_check(family, device=str(dev), tile=tile))
+            report.tiling_checks.append(tiling_overhead(family, device=dev))
+    return report
+
+
+def memory_check(family: str, megapixels: float = 3.0, scale: float = 2.0, device: str = "cpu",
+                 tile: int | None = None) -> dict:
+    """Peak RSS of upscaling a ``megapixels`` RGB image by ``scale``, in a fresh Python process.
+
+    A subprocess so the high-water mark holds nothing but this run (plus torch itself,
+    reported separately as ``baseline_mb``).
+    """
+    code = (
+        "import json, sys; from resizer.bench import _memory_child; "
+        f"print(json.dumps(_memory_child({family!r}, {megapixels!r}, {scale!r}, {device!r}, {tile!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"method": family, "megapixels": megapixels, "scale": scale, "error": tail}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["target_mb"] = RSS_TARGET_MB
+    result["ok"] = result["peak_rss_mb"] < RSS_TARGET_MB
+    return result
+
+
+def _memory_child(family: str, megapixels: float, scale: float, device: str, tile: int | None) -> dict:
+    from .engine import default_tile, resolve_device
+    from .image_io import Picture
+    from .learned import upscale_picture
+    from .models.base import upscaled_size
+
+    dev = resolve_device(device)
+    model = _build(family, scale)
+    picture = Picture(bench_picture(megapixels))
+    baseline = _maxrss_mb()
+    start = time.perf_counter()
+    out = upscale_picture(model, picture, upscaled_size(picture.height, picture.width, scale), scale,
+                          tile=tile, device=dev)
+    seconds = time.perf_counter() - start
+    return {
+        "method": family, "megapixels": megapixels, "scale": scale, "device": str(dev),
+        "tile": tile if tile is not None else default_tile(dev),
+        "input_size": [picture.width, picture.height], "output_size": [out.width, out.height],
+        "peak_rss_mb": round(_maxrss_mb(), 1), "baseline_mb": round(baseline, 1), "seconds": round(seconds, 2),
+    }
+
+
+def tiling_overhead(family: str, megapixels: float = 1.0, scale: float = 2.0, device=None) -> dict:
+    """Time of the default tile over the whole-image run on a ``megapixels`` image, minus one."""
+    from .engine import default_tile, resolve_device, upscale_tensor
+
+    import torch
+
+    dev = device if device is not None else resolve_device("auto")
+    model = _build(family, scale)
+    channels = 1 if model.color == "y" else 3
+    pixels = bench_picture(megapixels)
+    x = torch.from_numpy(pixels[..., :channels].transpose(2, 0, 1).astype(np.float32) / 255).unsqueeze(0)
+    upscale_tensor(model, x[..., :48, :64], scale, tile=0, device=dev)  # warm-up
+    times = {}
+    for label, tile in (("whole", 0), ("tiled", None)):
+        times[label], _, _ = _timed(lambda t=tile: upscale_tensor(model, x, scale, tile=t, device=dev), dev.type)
+    overhead = times["tiled"] / times["whole"] - 1
+    return {
+        "method": family, "megapixels": megapixels, "scale": scale, "device": str(dev), "tile": default_tile(dev),
+        "whole_s": round(times["whole"], 3), "tiled_s": round(times["tiled"], 3),
+        "overhead": round(overhead, 4), "target": OVERHEAD_TARGET, "ok": overhead <= OVERHEAD_TARGET,
+    }
+
+
+def format_report(report: BenchReport) -> str:
+    """The human-readable table (plain text, fixed columns)."""
+    lines = [
+        f"device {report.device}, {report.threads} threads, torch {report.torch}, {report.cpu}"
+        + (f", load average {report.load_average[0]:.1f}" if report.load_average else ""),
+        "speed in output megapixels per second; x-ratios measured in this run; memory = peak RSS above the start",
+        "",
+        f"{'method':<16} {'scale':>5} {'input':>10} {'output':>10} {'seconds':>8} {'out MP/s':>9} "
+        f"{'vs pillow':>10} {'vs EDSR':>8} {'peak MB':>8}  note",
+    ]
+    for r in report.rows:
+        lines.append(
+            f"{r.method:<16} {r.scale:>5g} {r.input_size[0]:>4}x{r.input_size[1]:<5} {r.output_size[0]:>4}x{r.output_size[1]:<5} "
+            f"{r.seconds:>8.4g} {r.out_mp_per_s:>9.4g} {_ratio(r.vs_pillow):>10} {_ratio(r.vs_edsr):>8} "
+            f"{r.peak_mb:>8.0f}  {r.note}".rstrip()
+        )
+    for c in report.memory_checks:
+        if "error" in c:
+            lines.append(f"\nmemory {c['method']}: failed: {c['error']}")
+            continue
+        lines.append(
+            f"\nmemory {c['method']}: {c['megapixels']:g} MP x{c['scale']:g} ({c['input_size'][0]}x{c['input_size'][1]} -> "
+            f"{c['output_size'][0]}x{c['output_size'][1]}), tile {c['tile']}: peak RSS {c['peak_rss_mb']:.0f} MB "
+            f"(torch and the input alone {c['baseline_mb']:.0f} MB), {c['seconds']:.1f} s; "
+            f"target < {c['target_mb']:.0f} MB: {'ok' if c['ok'] else 'MISSED'}"
+        )
+    for c in report.tiling_checks:
+        lines.append(
+            f"tiling {c['method']}: {c['megapixels']:g} MP x{c['scale']:g}, tile {c['tile']} {c['tiled_s']:.2f} s vs whole "
+            f"{c['whole_s']:.2f} s: overhead {100 * c['overhead']:+.1f}% (target <= {100 * c['target']:.0f}%: "
+            f"{'ok' if c['ok'] else 'MISSED'})"
+        )
+    return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    """``4.21x`` for faster, ``1/244`` for slower: both readable at a glance."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}x" if value >= 1 else f"1/{1 / value:.3g}"

@@ -1,0 +1,319 @@
+"""CAR: content adaptive resampler (Sun & Chen, "Learned Image Downscaling for Upscaling
+using Content Adaptive Resampler", TIP 2020), sized for a CPU product.
+
+Two networks trained together, one model per integer scale (2 or 4):
+
+- ``car-down`` (:class:`CARDownscaler`): a small CNN looks at the HR image and predicts,
+  for every LR pixel, a ``k x k`` resampling kernel (softmax: non-negative, sums to 1)
+  and a per-tap offset ``(dx, dy)`` (tanh, at most ``max_offset`` HR pixels); the
+  operator :func:`resizer.ops.adaptive_resample` applies them to the HR image. The LR
+  is a convex combination of HR samples, so it is a real, viewable thumbnail in [0, 1].
+- ``car-up`` (:class:`CARUpscaler`): an EDSR-style network at LR resolution predicting a
+  residual over the MATLAB-bicubic upscale, pixel-shuffled to HR.
+
+Where the paper's networks are large (a 5x5 conv of 64 channels at full HR resolution,
+256-channel heads, k = 3s + 1, a 32 x 256 EDSR), these run the whole kernel network at
+LR resolution after a pixel-unshuffle stem, use k = 2s taps and one shared head, and a
+narrower EDSR, so that x4 downscaling runs at several MP/s on a 2-core CPU.
+
+The joint-training pieces (quantiser, offset regularisers, the joint loss) are plain
+functions at the end of the module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..ops import adaptive_resample, imresize
+from .base import ResamplingModel, upscaled_size
+from .registry import register_architecture
+
+__all__ = [
+    "CARDownscaler", "CARLossWeights", "CARSample", "CARUpscaler", "car_joint_loss", "downscaled_size",
+    "offset_distance_loss", "offset_tv_loss", "quantize",
+]
+
+_SCALES = (2, 4)
+
+
+def downscaled_size(h: int, w: int, scale: int) -> tuple[int, int]:
+    """A downscaler's output ``(height, width)``: each side divided by ``scale``, halves rounded up, >= 1.
+
+    The pipeline's ``round_half_up(side / scale)``, so the natural output is the size the
+    user asked for. See :meth:`CARDownscaler.resample` for how the LR grid is laid on
+    sizes that are not multiples of the scale.
+    """
+    return max(1, math.floor(h / scale + 0.5)), max(1, math.floor(w / scale + 0.5))
+
+
+def _check_scale(name: str, scale: float) -> int:
+    if scale not in _SCALES:
+        raise ValueError(f"{name} is built for x2 or x4, not x{scale}")
+    return int(scale)
+
+
+class _ResBlock(nn.Module):
+    """conv-LeakyReLU-conv with an identity skip (no batch norm, as in EDSR)."""
+
+    def __init__(self, feats: int, slope: float) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(feats, feats, 3, padding=1)
+        self.conv2 = nn.Conv2d(feats, feats, 3, padding=1)
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.leaky_relu(self.conv1(x), self.slope))
+
+
+def _shrink_(conv: nn.Conv2d, factor: float) -> None:
+    """Scale an output layer's initial weights down and zero its bias.
+
+    CAR's heads then start near uniform kernels and zero offsets (a plain box-like
+    downscale), the upscaler near plain bicubic: the joint training starts from a sane
+    pair instead of random sampling positions. Not zero, so gradients reach every layer
+    from the first step.
+    """
+    with torch.no_grad():
+        conv.weight.mul_(factor)
+        conv.bias.zero_()
+
+
+class CARSample(NamedTuple):
+    """What :meth:`CARDownscaler.resample` returns: the LR and the resampling parameters."""
+
+    lr: torch.Tensor  # (N, C, h, w), in [0, 1]
+    kernels: torch.Tensor  # (N, k*k, h, w), softmax weights
+    offsets_x: torch.Tensor  # (N, k*k, h, w), HR pixels, |.| <= max_offset
+    offsets_y: torch.Tensor
+
+
+@register_architecture("car-down", family="car", task="down",
+                       summary="CAR content adaptive resampler (Sun & Chen 2020), RGB, trained with car-up",
+                       scale=4, kernel_size=None, feats=32, blocks=4, max_offset=None)
+class CARDownscaler(ResamplingModel):
+    """Kernel-and-offset network plus the adaptive resampler; one model per scale (2 or 4).
+
+    ``kernel_size`` defaults to ``2 * scale`` taps a side (a 2-LR-pixel footprint; the
+    paper's 3s + 1 costs ~2.6x the sampling at x4), ``max_offset`` to ``scale`` HR
+    pixels (the paper's ``offset_unit``). The network: pixel-unshuffle to LR resolution,
+    a 3x3 stem, ``blocks`` residual blocks of ``feats`` channels, a 3x3 trunk convolution
+    with a long skip, and one 1x1 head giving ``k*k`` kernel logits and ``2 k*k`` offsets
+    (a 3x3 head cost as much as the rest of the network together at x4).
+    """
+
+    color = "rgb"
+
+    def __init__(self, scale: int = 4, kernel_size: int | None = None, feats: int = 32, blocks: int = 4,
+                 max_offset: float | None = None) -> None:
+        super().__init__()
+        self.scale = _check_scale("car-down", scale)
+        self.kernel_size = int(kernel_size) if kernel_size is not None else 2 * self.scale
+        if self.kernel_size < 1:
+            raise ValueError("kernel_size must be positive")
+        self.max_offset = float(max_offset) if max_offset is not None else float(self.scale)
+        kk = self.kernel_size ** 2
+        self.stem = nn.Conv2d(3 * self.scale ** 2, feats, 3, padding=1)
+        self.body = nn.Sequential(*[_ResBlock(feats, 0.2) for _ in range(blocks)])
+        self.trunk = nn.Conv2d(feats, feats, 3, padding=1)
+        self.head = nn.Conv2d(feats, 3 * kk, 1)
+        _shrink_(self.head, 0.1)
+        # LR-resolution 3x3 convolutions from HR input to head output (stem, blocks, trunk;
+        # the head is 1x1): each reaches one LR pixel (``scale`` HR pixels) further. The taps
+        # reach (k - s) / 2 + max_offset HR pixels beyond an LR pixel's block (the bilinear
+        # neighbour is inside the ceil).
+        self.lr_radius = 1 + 2 * blocks + 1
+        reach = math.ceil((self.kernel_size - self.scale) / 2 + self.max_offset - 1e-9)
+        self.halo = max(self.lr_radius * self.scale, reach, 0)
+
+    def supports_scale(self, scale: float) -> bool:
+        return scale == self.scale
+
+    def context(self, scale: float) -> int:
+        """HR pixels of context on each side (tiles must start on multiples of the scale)."""
+        return self.halo
+
+    def parameters_for(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(kernels, offsets_x, offsets_y)``, each ``(N, k*k, ceil(H/s), ceil(W/s))``, for HR ``x``.
+
+        Sizes that are not multiples of the scale are padded at the bottom/right by
+        replication first (the LR grid always starts at the top-left HR pixel).
+        """
+        s = self.scale
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        pad_h, pad_w = -height % s, -width % s
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        feat = F.leaky_relu(self.stem(F.pixel_unshuffle(x - 0.5, s)), 0.2)
+        feat = feat + self.trunk(self.body(feat))
+        logits, offsets = self.head(feat).split([self.kernel_size ** 2, 2 * self.kernel_size ** 2], dim=1)
+        offsets = torch.tanh(offsets) * self.max_offset
+        offsets_x, offsets_y = offsets.chunk(2, dim=1)
+        return torch.softmax(logits, dim=1), offsets_x, offsets_y
+
+    def resample(self, x: torch.Tensor) -> CARSample:
+        """Downscale ``x`` ``(N, 3, H, W)`` in [0, 1]; also return the kernels and offsets (for the losses).
+
+        LR pixel ``(X, Y)`` belongs to the HR block ``[sX, sX + s) x [sY, sY + s)``
+        (the operator's grid: its taps are centred on that block). The LR size is
+        ``round(H / s)`` with halves rounded up (:func:`downscaled_size`, the pipeline's
+        rounding): the image is padded by replication to ``ceil(H / s) * s`` and, where
+        ``round`` is below ``ceil`` (the last block would be mostly padding), the last LR
+        row/column is dropped. The HR image is never cropped or stretched, so a tile
+        whose origin is a multiple of ``s`` gives exactly the whole image's pixels.
+        """
+        out_h, out_w = downscaled_size(int(x.shape[-2]), int(x.shape[-1]), self.scale)
+        kernels, offsets_x, offsets_y = self.parameters_for(x)
+        kernels, offsets_x, offsets_y = (t[:, :, :out_h, :out_w] for t in (kernels, offsets_x, offsets_y))
+        # Sampling the unpadded image: its border clamp is the replication padding.
+        lr = adaptive_resample(x, kernels, offsets_x, offsets_y, self.scale)
+        return CARSample(lr.clamp(0, 1), kernels, offsets_x, offsets_y)
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """``(N, 3, H, W)`` HR in [0, 1] -> ``(N, 3, round(H / s), round(W / s))`` LR in [0, 1]."""
+        if scale != self.scale:
+            raise ValueError(f"this car-down model was built for x{self.scale}, not x{scale}")
+        return self.resample(x).lr
+
+
+@register_architecture("car-up", family="car", task="up",
+                       summary="CAR's upscaler: EDSR-style residual over bicubic, RGB, trained with car-down",
+                       scale=4, feats=48, blocks=8)
+class CARUpscaler(ResamplingModel):
+    """EDSR-style body at LR resolution, one pixel-shuffle, added to the MATLAB-bicubic upscale.
+
+    Every convolution runs at LR resolution (the last one predicts ``3 s^2`` channels
+    that the pixel shuffle turns into the HR residual), which is what makes it usable on
+    a CPU; the bicubic base means an untrained or weak body still gives bicubic quality.
+    """
+
+    color = "rgb"
+
+    def __init__(self, scale: int = 4, feats: int = 48, blocks: int = 8) -> None:
+        super().__init__()
+        self.scale = _check_scale("car-up", scale)
+        self.head = nn.Conv2d(3, feats, 3, padding=1)
+        self.body = nn.Sequential(*[_ResBlock(feats, 0.0) for _ in range(blocks)])
+        self.trunk = nn.Conv2d(feats, feats, 3, padding=1)
+        self.tail = nn.Conv2d(feats, 3 * self.scale ** 2, 3, padding=1)
+        _shrink_(self.tail, 0.1)
+        # head + 2 per block + trunk + tail, in LR pixels; MATLAB bicubic at x2/x4 reads
+        # at most 2 LR pixels beyond an output pixel's own, which the convolutions exceed.
+        self.halo = max(1 + 2 * blocks + 1 + 1, 2)
+
+    def supports_scale(self, scale: float) -> bool:
+        return scale == self.scale
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """``(N, 3, h, w)`` LR in [0, 1] -> ``(N, 3, h * s, w * s)`` (not clamped, like the other upscalers)."""
+        if scale != self.scale:
+            raise ValueError(f"this car-up model was built for x{self.scale}, not x{scale}")
+        size = upscaled_size(int(x.shape[-2]), int(x.shape[-1]), self.scale)
+        base = imresize(x, scale=self.scale, size=size)
+        feat = self.head(x - 0.5)
+        feat = feat + self.trunk(self.body(feat))
+        return base + F.pixel_shuffle(self.tail(feat), self.scale)
+
+
+# ------------------------------------------------------------------ joint-training pieces
+
+def quantize(x: torch.Tensor, levels: int = 255) -> torch.Tensor:
+    """Clamp to [0, 1] and round to ``levels`` steps in the forward pass; identity gradient (straight-through).
+
+    Training the pair on the rounded thumbnail is what makes the upscaler work from the
+    8-bit file the user actually stores; the straight-through gradient lets the
+    reconstruction loss reach the downscaler through the rounding (CAR's quantiser).
+    """
+    rounded = torch.round(x.clamp(0, 1) * levels) / levels
+    return x + (rounded - x).detach()
+
+
+def offset_distance_loss(offsets_x: torch.Tensor, offsets_y: torch.Tensor, kernels: torch.Tensor | None = None,
+                         margin: float = 0.0, eps: float = 1e-6) -> torch.Tensor:
+    """Mean length of the offsets beyond ``margin`` HR pixels: keeps the taps near their grid.
+
+    ``relu(|(dx, dy)| - margin)`` per tap, averaged over taps and pixels; with
+    ``kernels``, each pixel's taps are weighted by their kernel weights instead (a tap
+    that carries no weight is free to go anywhere). Without it the thumbnail can drift
+    into a shuffled code of the HR image that only the upscaler can read: the offsets
+    are only meant to bend the sampling grid along edges. Zero for zero offsets;
+    ``sqrt(. + eps) - sqrt(eps)`` keeps the gradient finite there.
+    """
+    length = torch.sqrt(offsets_x * offsets_x + offsets_y * offsets_y + eps) - math.sqrt(eps)
+    penalty = F.relu(length - margin)
+    if kernels is not None:
+        return (penalty * kernels).sum(dim=1).mean()
+    return penalty.mean()
+
+
+def offset_tv_loss(offsets_x: torch.Tensor, offsets_y: torch.Tensor, partial: bool = True) -> torch.Tensor:
+    """Total variation of the offset fields between neighbouring LR pixels (mean absolute difference).
+
+    ``partial`` (the default) takes only ``d(dx)/dx`` and ``d(dy)/dy``: the differences
+    that change the spacing of neighbouring pixels' sampling grids (their folding over
+    each other or leaving gaps), while letting the grid shear along an edge freely;
+    ``partial=False`` adds ``d(dx)/dy`` and ``d(dy)/dx`` (the full anisotropic TV). Zero
+    for constant offsets.
+    """
+    def along_x(t: torch.Tensor) -> torch.Tensor:
+        return (t[..., :, 1:] - t[..., :, :-1]).abs().mean() if t.shape[-1] > 1 else t.new_zeros(())
+
+    def along_y(t: torch.Tensor) -> torch.Tensor:
+        return (t[..., 1:, :] - t[..., :-1, :]).abs().mean() if t.shape[-2] > 1 else t.new_zeros(())
+
+    tv = along_x(offsets_x) + along_y(offsets_y)
+    if not partial:
+        tv = tv + along_y(offsets_x) + along_x(offsets_y)
+    return tv
+
+
+@dataclass(frozen=True)
+class CARLossWeights:
+    """Weights of the joint loss's terms (the reconstruction L1 has weight 1).
+
+    Starting points, not tuned values: ``offset`` and ``tv`` are small next to an L1 of
+    a few 1e-2 so they only rein in offsets that buy nothing; ``lr_fidelity`` (default
+    off) adds an L1 between the thumbnail and the MATLAB-bicubic downscale, for a product
+    that wants the thumbnail to look like an ordinary one.
+    """
+
+    offset: float = 1e-3
+    offset_margin: float = 0.0
+    tv: float = 5e-3
+    tv_partial: bool = True
+    lr_fidelity: float = 0.0
+    levels: int = 255
+
+
+def car_joint_loss(down: CARDownscaler, up: CARUpscaler, hr: torch.Tensor,
+                   weights: CARLossWeights | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """One joint forward: HR -> ``down`` -> :func:`quantize` -> ``up`` -> L1 to HR, plus the regularisers.
+
+    ``hr`` is ``(N, 3, H, W)`` in [0, 1] with ``H`` and ``W`` multiples of the scale
+    (training patches). Returns the total loss (backpropagate it through both nets) and
+    the float value of each term, for logging.
+    """
+    w = weights or CARLossWeights()
+    if down.scale != up.scale:
+        raise ValueError(f"car-down is x{down.scale} but car-up is x{up.scale}")
+    s = down.scale
+    if hr.shape[-2] % s or hr.shape[-1] % s:
+        raise ValueError(f"training patches must be multiples of the scale {s}, got {tuple(hr.shape[-2:])}")
+    sample = down.resample(hr)
+    sr = up(quantize(sample.lr, w.levels), s)
+    terms = {"l1": F.l1_loss(sr, hr)}
+    if w.offset:
+        terms["offset"] = w.offset * offset_distance_loss(sample.offsets_x, sample.offsets_y,
+                                                          margin=w.offset_margin)
+    if w.tv:
+        terms["tv"] = w.tv * offset_tv_loss(sample.offsets_x, sample.offsets_y, partial=w.tv_partial)
+    if w.lr_fidelity:
+        target = imresize(hr, scale=1 / s, size=tuple(sample.lr.shape[-2:]))
+        terms["lr_fidelity"] = w.lr_fidelity * F.l1_loss(sample.lr, target)
+    total = sum(terms.values())
+    return total, {name: float(value.detach()) for name, value in terms.items()}
