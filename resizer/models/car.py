@@ -101,10 +101,11 @@ class CARDownscaler(ResamplingModel):
 
     ``kernel_size`` defaults to ``2 * scale`` taps a side (a 2-LR-pixel footprint; the
     paper's 3s + 1 costs ~2.6x the sampling at x4), ``max_offset`` to ``scale`` HR
-    pixels (the paper's ``offset_unit``). The network: pixel-unshuffle to LR resolution,
-    a 3x3 stem, ``blocks`` residual blocks of ``feats`` channels, a 3x3 trunk convolution
-    with a long skip, and one 1x1 head giving ``k*k`` kernel logits and ``2 k*k`` offsets
-    (a 3x3 head cost as much as the rest of the network together at x4).
+    pixels (the paper's ``offset_unit``). The network runs at LR resolution: a stride-``s``
+    stem (pixel-unshuffle and a 3x3 convolution, as one convolution), ``blocks`` residual
+    blocks of ``feats`` channels, a 3x3 trunk convolution with a long skip, and one 1x1
+    head giving ``k*k`` kernel logits and ``2 k*k`` offsets (a 3x3 head cost as much as
+    the rest of the network together at x4).
     """
 
     color = "rgb"
@@ -118,7 +119,9 @@ class CARDownscaler(ResamplingModel):
             raise ValueError("kernel_size must be positive")
         self.max_offset = float(max_offset) if max_offset is not None else float(self.scale)
         kk = self.kernel_size ** 2
-        self.stem = nn.Conv2d(3 * self.scale ** 2, feats, 3, padding=1)
+        # A 3s x 3s convolution of stride s: the same function as pixel-unshuffle then a
+        # 3x3 convolution (the CAR code's stem), without the unshuffle's copy (2x faster).
+        self.stem = nn.Conv2d(3, feats, 3 * self.scale, stride=self.scale, padding=self.scale)
         self.body = nn.Sequential(*[_ResBlock(feats, 0.2) for _ in range(blocks)])
         self.trunk = nn.Conv2d(feats, feats, 3, padding=1)
         self.head = nn.Conv2d(feats, 3 * kk, 1)
@@ -149,7 +152,7 @@ class CARDownscaler(ResamplingModel):
         pad_h, pad_w = -height % s, -width % s
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        feat = F.leaky_relu(self.stem(F.pixel_unshuffle(x - 0.5, s)), 0.2)
+        feat = F.leaky_relu(self.stem(x - 0.5), 0.2)
         feat = feat + self.trunk(self.body(feat))
         logits, offsets = self.head(feat).split([self.kernel_size ** 2, 2 * self.kernel_size ** 2], dim=1)
         offsets = torch.tanh(offsets) * self.max_offset
