@@ -194,6 +194,7 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
     """Time one method at one scale; ``None`` when it cannot do that scale."""
     from PIL import Image
 
+    from .engine import default_tile
     from .image_io import Picture
     from .learned import upscale_picture
     from .methods import ResizeRequest, RunOptions, get_method
@@ -231,8 +232,9 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
         chosen.validate(request)
         seconds, runs, peak = _timed(lambda: chosen.resize(picture, request, RunOptions(device=str(device))), "cpu")
         kind, dev_name = "classical", "cpu"
+    used_tile = None if kind == "classical" else (tile if tile is not None else default_tile(device))
     return BenchRow(method, kind, scale, dev_name, (width, height), (out_w, out_h), seconds, runs,
-                    out_w * out_h / 1e6 / seconds, peak, tile=tile if kind != "classical" else None, note=note)
+                    out_w * out_h / 1e6 / seconds, peak, tile=used_tile, note=note)
 
 
 def _machine(device) -> BenchReport:
@@ -288,20 +290,14 @@ def run_bench(
     report = _machine(dev)
 
     for scale in scales:
-        rows: list[BenchRow] = []
-        for name in order:
-            row = _measure(name, scale, megapixels, dev, tile)
-            if row is None:
-                continue
-            rows.append(row)
+        rows = [row for name in order if (row := _measure(name, scale, megapixels, dev, tile)) is not None]
         base = {r.method: r.out_mp_per_s for r in rows if r.method in (PILLOW, EDSR)}
         for row in rows:
-            row.vs_pillow = row.out_mp_per_s / base[PILLOW] if PILLOW in base else None
-            row.vs_edsr = row.out_mp_per_s / base[EDSR] if EDSR in base else None
-            if row.method in wanted or row.method in (PILLOW, EDSR):
-                report.rows.append(row)
-                if on_row:
-                    on_row(row)
+            row.vs_pillow = row.out_mp_per_s / base[PILLOW]
+            row.vs_edsr = row.out_mp_per_s / base[EDSR] if EDSR in base else None  # EDSR has no x2.5
+            report.rows.append(row)
+            if on_row:
+                on_row(row)
 
     if checks:
         families = [m for m in dict.fromkeys(wanted) if m in learned_families()]

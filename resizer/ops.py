@@ -249,7 +249,7 @@ def _check_car_args(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Te
 
 
 def _adaptive_rows(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Tensor, offsets_y: torch.Tensor,
-                   scale: int, row_start: int, crop: bool) -> torch.Tensor:
+                   scale: int, row_start: int) -> torch.Tensor:
     """One pass over the output rows ``row_start ..`` that ``kernels`` covers.
 
     ``grid_sample`` does the bilinear taps: measured on 2 CPU cores it is 2-3x faster than
@@ -264,17 +264,16 @@ def _adaptive_rows(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Ten
     n, kk, rows, w = kernels.shape
     height, width = int(hr.shape[-2]), int(hr.shape[-1])
     base_x, base_y = _car_tap_grid(math.isqrt(kk), rows, w, scale, row_start, hr.dtype, hr.device)
-    if crop:
-        # Only the HR rows these taps can reach (a safe bound from the offsets' range), so
-        # that the y coordinates stay small and float32 normalisation stays exact enough
-        # on 12 MP images; clamping to the crop then only happens at real image edges.
-        with torch.no_grad():
-            low, high = float(offsets_y.min()), float(offsets_y.max())
-        top = max(0, min(height - 1, math.floor(float(base_y.min()) + low)))
-        bottom = min(height, max(0, math.floor(float(base_y.max()) + high)) + 2)
-        hr = hr[:, :, top:bottom]
-        base_y = base_y - top
-        height = bottom - top
+    # Only the HR rows these taps can reach (a safe bound from the offsets' range), so that
+    # the y coordinates stay small and float32 normalisation stays exact enough on 12 MP
+    # images; clamping to the crop then only happens at real image edges.
+    with torch.no_grad():
+        low, high = float(offsets_y.min()), float(offsets_y.max())
+    top = max(0, min(height - 1, math.floor(float(base_y.min()) + low)))
+    bottom = min(height, max(0, math.floor(float(base_y.max()) + high)) + 2)
+    hr = hr[:, :, top:bottom]
+    base_y = base_y - top
+    height = bottom - top
     # grid_sample, align_corners=False: pixel p is at (2p + 1) / size - 1, so [0, size - 1]
     # is [1/size - 1, 1 - 1/size]. One fused add per coordinate, then the clamp.
     gx = torch.add(base_x * (2.0 / width) + (1.0 / width - 1.0), offsets_x, alpha=2.0 / width)
@@ -287,7 +286,7 @@ def _adaptive_rows(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Ten
 
 
 def adaptive_resample(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Tensor, offsets_y: torch.Tensor,
-                      scale: int, *, chunk_rows: int | None = None) -> torch.Tensor:
+                      scale: int, *, chunk_rows: int | None = None, row_start: int = 0) -> torch.Tensor:
     """CAR's adaptive resampling: each output pixel a weighted sum of ``k*k`` bilinear taps of ``hr``.
 
     ``hr`` is ``(N, C, H, W)``; ``kernels``, ``offsets_x`` and ``offsets_y`` are
@@ -306,6 +305,9 @@ def adaptive_resample(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.
     memory autograd keeps anyway), else passes of about 2M samples, each reading only the
     HR rows its taps reach, so a 12 MP downscale under ``torch.no_grad`` needs a few tens
     of MB beyond its input and output. Chunking changes nothing in the result.
+
+    ``row_start``: the parameters' first row is output row ``row_start`` of the whole
+    image (a caller that predicts them in bands of rows gets that band of the output).
     """
     _check_car_args(hr, kernels, offsets_x, offsets_y, scale)
     scale = int(scale)
@@ -319,10 +321,10 @@ def adaptive_resample(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.
     if rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     if rows >= h:
-        return _adaptive_rows(hr, kernels, offsets_x, offsets_y, scale, 0, crop=False)
+        return _adaptive_rows(hr, kernels, offsets_x, offsets_y, scale, row_start)
     parts = [
         _adaptive_rows(hr, kernels[:, :, r:r + rows], offsets_x[:, :, r:r + rows], offsets_y[:, :, r:r + rows],
-                       scale, r, crop=True)
+                       scale, row_start + r)
         for r in range(0, h, rows)
     ]
     return torch.cat(parts, dim=2)

@@ -252,6 +252,7 @@ def test_folder_tree_is_mirrored_and_non_images_ignored(tmp_path: Path) -> None:
     assert size_of(out / "trip" / "b.png") == (32, 32)
     records = json_lines(result.stdout)
     assert len(records) == 3
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
     for record in records:
         assert {"input", "output", "status", "input_size", "output_size", "method", "seconds"} <= set(record)
         assert record["status"] == "ok" and record["method"] == "lanczos"
@@ -339,3 +340,44 @@ def test_methods_lists_classical_and_matlab(tmp_path: Path) -> None:
     result = run("methods", "--json")
     names = {json.loads(line)["name"] for line in result.stdout.splitlines()}
     assert {"nearest", "bilinear", "bicubic", "lanczos", "box", "matlab-bicubic"} <= names
+
+
+# --------------------------------------------------------------------------- progress bar on a terminal
+
+
+def _run_on_terminal(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal; return (status, what the terminal showed)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    env.update({"COLUMNS": "100", **(env_extra or {})})
+    proc = subprocess.Popen([sys.executable, "-m", "resizer", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=120), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only_and_quiet_silences_it(tmp_path: Path) -> None:
+    src = tmp_path / "many"
+    for i in range(6):
+        make_png(src / f"{i}.png", (64, 48))
+    status, shown = _run_on_terminal(["down", str(src), "--scale", "2", "-o", str(tmp_path / "a")])
+    assert status == 0
+    assert "resizing down" in shown and "6/6" in shown
+    assert "\x1b[" in shown  # styled by rich
+    status, shown = _run_on_terminal(["down", str(src), "--scale", "2", "-o", str(tmp_path / "b"), "--quiet"])
+    assert status == 0 and shown.strip() == ""
+    status, shown = _run_on_terminal(["down", str(src), "--scale", "2", "-o", str(tmp_path / "c")], {"NO_COLOR": "1"})
+    assert status == 0 and "6/6" in shown
+    assert "\x1b[3" not in shown and "\x1b[9" not in shown  # no colour codes

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 _SCALES = (2, 4)
+_BAND_SAMPLES = 1 << 21  # samples per band in inference (see resizer.ops._CAR_CHUNK_SAMPLES)
 
 
 def downscaled_size(h: int, w: int, scale: int) -> tuple[int, int]:
@@ -141,23 +142,29 @@ class CARDownscaler(ResamplingModel):
         """HR pixels of context on each side (tiles must start on multiples of the scale)."""
         return self.halo
 
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk features ``(N, feats, ceil(H/s), ceil(W/s))``; odd sizes padded bottom/right by replication."""
+        s = self.scale
+        pad_h, pad_w = -int(x.shape[-2]) % s, -int(x.shape[-1]) % s
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        feat = F.leaky_relu(self.stem(x - 0.5), 0.2)
+        return feat + self.trunk(self.body(feat))
+
+    def _heads(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        kk = self.kernel_size ** 2
+        logits, offsets = self.head(feat).split([kk, 2 * kk], dim=1)
+        offsets = torch.tanh(offsets) * self.max_offset
+        offsets_x, offsets_y = offsets.chunk(2, dim=1)
+        return torch.softmax(logits, dim=1), offsets_x, offsets_y
+
     def parameters_for(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(kernels, offsets_x, offsets_y)``, each ``(N, k*k, ceil(H/s), ceil(W/s))``, for HR ``x``.
 
         Sizes that are not multiples of the scale are padded at the bottom/right by
         replication first (the LR grid always starts at the top-left HR pixel).
         """
-        s = self.scale
-        height, width = int(x.shape[-2]), int(x.shape[-1])
-        pad_h, pad_w = -height % s, -width % s
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        feat = F.leaky_relu(self.stem(x - 0.5), 0.2)
-        feat = feat + self.trunk(self.body(feat))
-        logits, offsets = self.head(feat).split([self.kernel_size ** 2, 2 * self.kernel_size ** 2], dim=1)
-        offsets = torch.tanh(offsets) * self.max_offset
-        offsets_x, offsets_y = offsets.chunk(2, dim=1)
-        return torch.softmax(logits, dim=1), offsets_x, offsets_y
+        return self._heads(self._features(x))
 
     def resample(self, x: torch.Tensor) -> CARSample:
         """Downscale ``x`` ``(N, 3, H, W)`` in [0, 1]; also return the kernels and offsets (for the losses).
@@ -177,11 +184,30 @@ class CARDownscaler(ResamplingModel):
         lr = adaptive_resample(x, kernels, offsets_x, offsets_y, self.scale)
         return CARSample(lr.clamp(0, 1), kernels, offsets_x, offsets_y)
 
+    def _downscale_banded(self, x: torch.Tensor) -> torch.Tensor:
+        """``resample(x).lr`` without autograd, the heads and the sampler run in bands of LR rows.
+
+        The head's output is ``3 k^2`` channels (192 at x4), six times the trunk's: in
+        bands of ~2M samples it never exists for the whole image (a 12 MP image would
+        need ~1.2 GB for it), and the bands run faster (they stay in cache).
+        """
+        out_h, out_w = downscaled_size(int(x.shape[-2]), int(x.shape[-1]), self.scale)
+        feat = self._features(x)[:, :, :out_h, :out_w]
+        per_row = max(1, int(x.shape[0]) * int(x.shape[1]) * self.kernel_size ** 2 * out_w)
+        rows = max(1, _BAND_SAMPLES // per_row)
+        parts = []
+        for r in range(0, out_h, rows):
+            kernels, offsets_x, offsets_y = self._heads(feat[:, :, r:r + rows])
+            parts.append(adaptive_resample(x, kernels, offsets_x, offsets_y, self.scale, row_start=r))
+        return torch.cat(parts, dim=2).clamp_(0, 1)
+
     def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
         """``(N, 3, H, W)`` HR in [0, 1] -> ``(N, 3, round(H / s), round(W / s))`` LR in [0, 1]."""
         if scale != self.scale:
             raise ValueError(f"this car-down model was built for x{self.scale}, not x{scale}")
-        return self.resample(x).lr
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
+            return self.resample(x).lr
+        return self._downscale_banded(x)
 
 
 @register_architecture("car-up", family="car", task="up",
