@@ -381,3 +381,18 @@ def test_progress_bar_on_a_terminal_only_and_quiet_silences_it(tmp_path: Path) -
     status, shown = _run_on_terminal(["down", str(src), "--scale", "2", "-o", str(tmp_path / "c")], {"NO_COLOR": "1"})
     assert status == 0 and "6/6" in shown
     assert "\x1b[3" not in shown and "\x1b[9" not in shown  # no colour codes
+
+
+def test_multi_frame_input_warns_and_uses_the_first_frame(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "green", "blue")]
+    src = tmp_path / "anim.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100)
+    out = tmp_path / "small.png"
+    result = run("down", str(src), "--scale", "2", "-o", str(out), "--json")
+    assert result.exit_code == 0
+    assert "3 frames" in result.stderr and "first" in result.stderr
+    assert json_lines(result.stdout)[0]["warnings"]
+    with Image.open(out) as im:
+        assert im.size == (20, 15)
+        r, g, b = im.convert("RGB").getpixel((10, 7))
+        assert r > 200 and g < 50 and b < 50  # the first (red) frame
