@@ -5,7 +5,10 @@ scale)``, ``context(scale)`` (the halo) and ``color``. It cuts the input into ti
 overlap by the halo, so every kept output pixel saw exactly the context it sees in a
 whole-image run: tiled and whole results agree to float rounding, with no seams. The
 output is assembled tile by tile into one preallocated CPU tensor, so peak memory is
-the output plus one batch of tile activations, whatever the image size.
+the output plus a few tiles' activations, whatever the image size. On the CPU, up to
+``CPU_TILE_WORKERS`` tiles run at once, each on its share of the cores: on 2 cores that
+made the tiled run as fast as the whole image, where one tile at a time on every core
+was 25-60% slower (convolutions on small inputs parallelise worse than on large ones).
 
 Non-integer scales: a tile starting at input offset ``a`` must start at an integer output
 position ``a * scale`` for its pixels to be the whole image's pixels, so tile edges (and
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Callable
 
@@ -42,8 +47,9 @@ DEFAULT_TILE_CPU = 256
 DEFAULT_TILE_GPU = 512
 MIN_TILE = 32  # the OOM retry halves the tile down to this, then gives up
 MAX_PERIOD = 64  # largest tile-alignment period tried for non-integer scales
-DEFAULT_BATCH_CPU = 1  # batching tiles buys nothing on CPU and multiplies memory
+DEFAULT_BATCH_CPU = 1  # CPU tiles run concurrently instead (CPU_TILE_WORKERS)
 DEFAULT_BATCH_GPU = 4
+CPU_TILE_WORKERS = 4  # at most this many CPU tiles at once: bounds memory to 4 tiles' activations
 
 _PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -228,7 +234,6 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, natural: t
                progress: Callable[[int, int], None] | None) -> torch.Tensor:
     height, width = int(x.shape[-2]), int(x.shape[-1])
     out_h, out_w = natural
-    channels = int(x.shape[1])
     if side == 0:
         rows, cols, halo = [0, height], [0, width], 0
     else:
@@ -243,26 +248,48 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, natural: t
             y0, y1 = max(0, r0 - halo), min(height, r1 + halo)
             x0, x1 = max(0, c0 - halo), min(width, c1 + halo)
             groups.setdefault((y1 - y0, x1 - x0), []).append((r0, r1, c0, c1, y0, x0))
-    total = sum(len(g) for g in groups.values())
-
-    out = torch.empty((1, channels, out_h, out_w), dtype=torch.float32)
-    autocast = torch.autocast(dev.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
+    chunks = [(shape, tiles[i:i + batch]) for shape, tiles in groups.items() for i in range(0, len(tiles), batch)]
+    total = sum(len(tiles) for tiles in groups.values())
+    out = torch.empty((1, int(x.shape[1]), out_h, out_w), dtype=torch.float32)
     done = 0
-    with torch.inference_mode(), autocast:
-        for (crop_h, crop_w), tiles in groups.items():
-            for start in range(0, len(tiles), batch):
-                chunk = tiles[start:start + batch]
-                inp = torch.cat([x[:, :, y0:y0 + crop_h, x0:x0 + crop_w] for _, _, _, _, y0, x0 in chunk])
-                result = model(inp.to(dev, torch.float32, non_blocking=True), scale).float().cpu()
-                for i, (r0, r1, c0, c1, y0, x0) in enumerate(chunk):
-                    o_r0, o_r1 = _out_pos(r0, height, out_h, scale), _out_pos(r1, height, out_h, scale)
-                    o_c0, o_c1 = _out_pos(c0, width, out_w, scale), _out_pos(c1, width, out_w, scale)
-                    t_r, t_c = o_r0 - int(round(y0 * scale)), o_c0 - int(round(x0 * scale))
-                    out[0, :, o_r0:o_r1, o_c0:o_c1] = result[i, :, t_r:t_r + o_r1 - o_r0, t_c:t_c + o_c1 - o_c0]
-                del result
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+    lock = threading.Lock()
+
+    def run_chunk(shape: tuple[int, int], chunk: list[tuple[int, int, int, int, int, int]]) -> None:
+        nonlocal done
+        crop_h, crop_w = shape
+        inp = torch.cat([x[:, :, y0:y0 + crop_h, x0:x0 + crop_w] for _, _, _, _, y0, x0 in chunk])
+        result = model(inp.to(dev, torch.float32, non_blocking=True), scale).float().cpu()
+        for i, (r0, r1, c0, c1, y0, x0) in enumerate(chunk):
+            o_r0, o_r1 = _out_pos(r0, height, out_h, scale), _out_pos(r1, height, out_h, scale)
+            o_c0, o_c1 = _out_pos(c0, width, out_w, scale), _out_pos(c1, width, out_w, scale)
+            t_r, t_c = o_r0 - int(round(y0 * scale)), o_c0 - int(round(x0 * scale))
+            out[0, :, o_r0:o_r1, o_c0:o_c1] = result[i, :, t_r:t_r + o_r1 - o_r0, t_c:t_c + o_c1 - o_c0]
+        with lock:
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+
+    cores = torch.get_num_threads()
+    workers = min(cores, CPU_TILE_WORKERS, len(chunks)) if dev.type == "cpu" else 1
+    if workers <= 1:
+        autocast = torch.autocast(dev.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
+        with torch.inference_mode(), autocast:
+            for shape, chunk in chunks:
+                run_chunk(shape, chunk)
+        return out
+
+    # CPU: tiles run concurrently, each on its share of the cores (see the module docstring).
+    def work(item: tuple[tuple[int, int], list]) -> None:
+        with torch.inference_mode():
+            run_chunk(*item)
+
+    torch.set_num_threads(max(1, cores // workers))  # worker threads take this count when they start
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resizer-tile") as pool:
+            for future in [pool.submit(work, item) for item in chunks]:
+                future.result()
+    finally:
+        torch.set_num_threads(cores)
     return out
 
 

@@ -129,13 +129,20 @@ def upscale_picture(
 
 
 def _register_all() -> None:
-    """One method per family of registered "up" architectures (srcnn, vdsr, ...)."""
+    """One method per family of registered "up" architectures (srcnn, vdsr, ...).
+
+    A family that some provider already registered as a method (e.g. a paired down/up
+    method with its own adapter) keeps that registration.
+    """
     summaries: dict[str, str] = {}
     for arch in list_architectures():
         if arch.task == "up":
             summaries.setdefault(arch.family, arch.summary)
     for family, summary in sorted(summaries.items()):
-        register_method(LearnedMethod(family, {"up"}, summary))
+        try:
+            register_method(LearnedMethod(family, {"up"}, summary))
+        except ValueError:
+            pass
 
 
 _register_all()

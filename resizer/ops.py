@@ -190,6 +190,8 @@ register_method(MatlabBicubic())
 # predict its kernels and offsets are in ``resizer.models.car``.
 # =====================================================================================
 
+import contextlib  # noqa: E402  (the CAR section keeps its imports with it)
+
 __all__ += ["adaptive_resample", "car_sample_positions"]
 
 # Samples (N * C * k*k * rows * w) gathered per pass when the operator runs without
@@ -233,7 +235,8 @@ def car_sample_positions(offsets_x: torch.Tensor, offsets_y: torch.Tensor, scale
 def _check_car_args(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Tensor, offsets_y: torch.Tensor,
                     scale: int) -> None:
     if hr.dim() != 4 or kernels.dim() != 4:
-        raise ValueError(f"adaptive_resample needs 4-D tensors, got hr {tuple(hr.shape)}, kernels {tuple(kernels.shape)}")
+        raise ValueError(f"adaptive_resample needs 4-D tensors, got hr {tuple(hr.shape)}, "
+                         f"kernels {tuple(kernels.shape)}")
     if not (isinstance(scale, int) or float(scale).is_integer()) or int(scale) < 1:
         raise ValueError(f"adaptive_resample needs an integer scale >= 1, got {scale}")
     kk = kernels.shape[1]
@@ -269,6 +272,8 @@ def _adaptive_rows(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.Ten
     # images; clamping to the crop then only happens at real image edges.
     with torch.no_grad():
         low, high = float(offsets_y.min()), float(offsets_y.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("adaptive_resample: the offsets are not finite (NaN or inf)")
     top = max(0, min(height - 1, math.floor(float(base_y.min()) + low)))
     bottom = min(height, max(0, math.floor(float(base_y.max()) + high)) + 2)
     hr = hr[:, :, top:bottom]
@@ -320,11 +325,16 @@ def adaptive_resample(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.
         rows = max(1, h) if recording else max(1, _CAR_CHUNK_SAMPLES // per_row)
     if rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    if rows >= h:
-        return _adaptive_rows(hr, kernels, offsets_x, offsets_y, scale, row_start)
-    parts = [
-        _adaptive_rows(hr, kernels[:, :, r:r + rows], offsets_x[:, :, r:r + rows], offsets_y[:, :, r:r + rows],
-                       scale, row_start + r)
-        for r in range(0, h, rows)
-    ]
-    return torch.cat(parts, dim=2)
+    # Autocast off: half-precision positions would be a pixel off past 1024, so the op
+    # runs in its inputs' dtype (the caller passes float32) whatever the context.
+    device_type = hr.device.type
+    autocast = torch.is_autocast_enabled(device_type) if device_type in ("cpu", "cuda", "mps") else False
+    with torch.autocast(device_type, enabled=False) if autocast else contextlib.nullcontext():
+        if rows >= h:
+            return _adaptive_rows(hr, kernels, offsets_x, offsets_y, scale, row_start)
+        parts = [
+            _adaptive_rows(hr, kernels[:, :, r:r + rows], offsets_x[:, :, r:r + rows], offsets_y[:, :, r:r + rows],
+                           scale, row_start + r)
+            for r in range(0, h, rows)
+        ]
+        return torch.cat(parts, dim=2)

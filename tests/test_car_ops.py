@@ -204,3 +204,21 @@ def test_rejects_bad_arguments() -> None:
         adaptive_resample(hr.double(), kernels, ox, oy, 2)
     with pytest.raises(ValueError, match="chunk_rows"):
         adaptive_resample(hr, kernels, ox, oy, 2, chunk_rows=0)
+
+
+def test_runs_in_its_inputs_dtype_under_autocast() -> None:
+    """Half-precision sampling positions would be a pixel off on large images: autocast is ignored."""
+    hr, kernels, ox, oy = _inputs(3, 2, seed=9)
+    expected = adaptive_resample(hr, kernels, ox, oy, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = adaptive_resample(hr, kernels, ox, oy, 2, chunk_rows=1)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+def test_non_finite_offsets_are_refused() -> None:
+    hr, kernels, ox, oy = _inputs(3, 2)
+    ox[0, 0, 0, 0] = float("nan")
+    oy[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="not finite"):
+        adaptive_resample(hr, kernels, ox, oy, 2)

@@ -45,6 +45,19 @@ def test_tiled_equals_whole(arch: str, scale: float) -> None:
         assert (tiled - whole).abs().max().item() <= 1 / 255, f"seams with tile {tile}"
 
 
+def test_concurrent_cpu_tiles_equal_the_whole_image() -> None:
+    """With several cores, CPU tiles run in threads: same result, thread count restored."""
+    model = _model("vdsr")
+    x = torch.rand(1, 1, 45, 38, generator=torch.Generator().manual_seed(5))
+    whole = upscale_tensor(model, x, 2.5, tile=0, device="cpu")
+    torch.set_num_threads(3)
+    calls: list[tuple[int, int]] = []
+    tiled = upscale_tensor(model, x, 2.5, tile=12, device="cpu", progress=lambda d, t: calls.append((d, t)))
+    assert torch.get_num_threads() == 3
+    assert (tiled - whole).abs().max().item() <= 1 / 255
+    assert len(calls) == calls[-1][1] == 16 and sorted(d for d, _ in calls) == list(range(1, 17))
+
+
 def test_a_halo_one_pixel_short_shows_seams() -> None:
     """The equality above is not vacuous: with too little context the tiles disagree."""
     model = _model("srcnn")
