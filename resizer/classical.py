@@ -92,8 +92,8 @@ class PillowMethod(Method):
         self.summary = summary
         self.resample = FILTERS[name]
 
-    def validate(self, request: ResizeRequest) -> None:
-        super().validate(request)
+    def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
+        super().validate(request, options)
         _check_size(request.size)
 
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:

@@ -146,11 +146,11 @@ def _score_image(name: str, hr_full: Picture, scale: float, down: Method, up: Me
     hr = Picture(np.ascontiguousarray(hr_full.pixels[:hr_h, :hr_w]), hr_full.metadata)
 
     down_request = ResizeRequest("down", (lr_w, lr_h), scale)
-    down.validate(down_request)
+    down.validate(down_request, options)
     lr = _as_uint8(down.resize(hr, down_request, options))
     _check_size(name, down, lr, (lr_w, lr_h))
     up_request = ResizeRequest("up", (hr_w, hr_h), scale)
-    up.validate(up_request)
+    up.validate(up_request, options)
     sr = _as_uint8(up.resize(lr, up_request, options))
     _check_size(name, up, sr, (hr_w, hr_h))
 
@@ -185,8 +185,8 @@ def evaluate(datasets: Sequence[Path], scales: Sequence[float], down: str = "mat
     checked_scales = _check_scales(scales)
     down_method, up_method = get_method(down), get_method(up)
     for scale in checked_scales:  # a method that cannot serve a scale at all says so now
-        down_method.validate(ResizeRequest("down", (64, 64), scale))
-        up_method.validate(ResizeRequest("up", (math.ceil(64 * scale), math.ceil(64 * scale)), scale))
+        down_method.validate(ResizeRequest("down", (64, 64), scale), options)
+        up_method.validate(ResizeRequest("up", (math.ceil(64 * scale), math.ceil(64 * scale)), scale), options)
     folders = [Path(d) for d in datasets]
     if not folders:
         raise UsageError("give at least one dataset folder")

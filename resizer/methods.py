@@ -58,8 +58,12 @@ class Method(ABC):
     # learned methods already use every core for one image.
     concurrent_files: bool = False
 
-    def validate(self, request: ResizeRequest) -> None:
-        """Raise ``UsageError`` if this method cannot serve ``request``."""
+    def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
+        """Raise ``UsageError`` (or ``ModelError``) if this method cannot serve ``request``.
+
+        Called before any file is read, so a wrong direction, scale or missing weights
+        fails once, up front, instead of once per file.
+        """
         if request.direction not in self.directions:
             raise UsageError(f"method '{self.name}' cannot scale {request.direction}")
 

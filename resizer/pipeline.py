@@ -255,7 +255,7 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
     size, scale = output_size(picture.width, picture.height, direction, spec)
     chosen = choose_method(direction, picture, method)
     request = ResizeRequest(direction, size, scale)
-    chosen.validate(request)
+    chosen.validate(request, run)
     return chosen.resize(picture, request, run or RunOptions()), chosen
 
 
@@ -330,7 +330,7 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
         # A wrong method name, or a scale the method cannot do, is a usage error: fail before any file.
         method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
         if settings.size.scale is not None:
-            method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale))
+            method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
     for result in _process_all(jobs, settings):
         results.append(result)
         if on_result:
