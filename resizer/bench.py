@@ -13,9 +13,9 @@ above the level before the run, sampled every 2 ms (``/proc/self/statm``; elsewh
 it is ``torch.cuda.max_memory_allocated``.
 
 ``checks=True`` adds the two numbers the engine promises: the peak RSS of a 3 MP image
-upscaled x2 with the default tile, measured in a fresh subprocess (a clean high-water
-mark, target < 3 GB), and the cost of tiling on a 1 MP image (tiled / whole - 1,
-target <= 25 %).
+upscaled x2 with the default tile, measured in a fresh subprocess (its own ``VmHWM``,
+a clean high-water mark; target < 3 GB), and the cost of tiling on a 1 MP image
+(tiled / whole - 1, target <= 25 %).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ RSS_TARGET_MB = 3000.0
 OVERHEAD_TARGET = 0.25
 _MIN_SECONDS = 1.0  # repeat a measurement until it has run this long (at most _MAX_RUNS)
 _MAX_RUNS = 5
+DEFAULT_SCALES = (2.0, 4.0)  # x4 too, the only scale RRDBNet is built for
 _RRDB_SHARE = 1 / 16  # RRDBNet (x4 only, ~25x EDSR's work) runs on a 16th of the pixels
 
 
@@ -154,7 +155,20 @@ class _PeakRSS:
 
 
 def _maxrss_mb() -> float:
-    """This process's RSS high-water mark (Linux reports KiB, macOS bytes)."""
+    """This process's RSS high-water mark.
+
+    Linux: ``VmHWM``, the peak of this process image only; ``ru_maxrss`` would also hold
+    the peak of the parent that forked it (it survives fork and exec), so a subprocess
+    started by a big benchmark would report the benchmark's peak. Elsewhere ``ru_maxrss``
+    (macOS reports bytes).
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
@@ -211,6 +225,8 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
         seconds, runs, peak = _timed(lambda: image.resize((out_w, out_h), Image.Resampling.BICUBIC), "cpu")
         kind, dev_name = "classical", "cpu"
     elif method in REFERENCE_MODELS or method in learned_families():
+        if method in REFERENCE_MODELS and not any(math.isclose(scale, s) for s in REFERENCE_MODELS[method][1]):
+            return None
         model = _build(method, scale)
         if not model.supports_scale(scale):
             return None
@@ -263,7 +279,7 @@ def run_bench(
     checks: bool = False,
     on_row: Callable[[BenchRow], None] | None = None,
 ) -> BenchReport:
-    """Measure ``methods`` (default: every learned family and reference network) at ``scales``.
+    """Measure ``methods`` (default: every learned family and reference network) at ``scales`` (default 2 and 4).
 
     Pillow's bicubic and EDSR-baseline always run too, as the denominators of the
     ratios. ``megapixels`` is the input size (RRDBNet gets a 16th of it). With
@@ -275,7 +291,7 @@ def run_bench(
 
     if not (megapixels > 0 and math.isfinite(megapixels)):
         raise UsageError(f"--megapixels must be a positive number, not {megapixels}")
-    scales = [float(s) for s in (scales or [2.0])]
+    scales = [float(s) for s in (scales or DEFAULT_SCALES)]
     if any(not (s > 1 and math.isfinite(s)) for s in scales):
         raise UsageError("--scale must be greater than 1 (the benchmark measures upscalers)")
     known = available_methods()
@@ -299,11 +315,11 @@ def run_bench(
             if on_row:
                 on_row(row)
 
-    if checks:
-        families = [m for m in dict.fromkeys(wanted) if m in learned_families()]
+    if checks:  # the engine's promises are about x2; networks that cannot do x2 are left out
+        families = [m for m in dict.fromkeys(wanted) if m in learned_families() and _build(m, 2.0).supports_scale(2.0)]
         for family in families:
             report.memory_checks.append(memory_check(family, device=str(dev), tile=tile))
-            report.tiling_checks.append(tiling_overhead(family, device=dev))
+            report.tiling_checks.append(tiling_overhead(family, device=dev, tile=tile or None))
     return report
 
 
@@ -350,11 +366,12 @@ def _memory_child(family: str, megapixels: float, scale: float, device: str, til
     }
 
 
-def tiling_overhead(family: str, megapixels: float = 1.0, scale: float = 2.0, device=None) -> dict:
-    """Time of the default tile over the whole-image run on a ``megapixels`` image, minus one."""
-    from .engine import default_tile, resolve_device, upscale_tensor
-
+def tiling_overhead(family: str, megapixels: float = 1.0, scale: float = 2.0, device=None,
+                    tile: int | None = None) -> dict:
+    """Time of the tiled run (default tile) over the whole-image run on a ``megapixels`` image, minus one."""
     import torch
+
+    from .engine import default_tile, resolve_device, upscale_tensor
 
     dev = device if device is not None else resolve_device("auto")
     model = _build(family, scale)
@@ -363,11 +380,12 @@ def tiling_overhead(family: str, megapixels: float = 1.0, scale: float = 2.0, de
     x = torch.from_numpy(pixels[..., :channels].transpose(2, 0, 1).astype(np.float32) / 255).unsqueeze(0)
     upscale_tensor(model, x[..., :48, :64], scale, tile=0, device=dev)  # warm-up
     times = {}
-    for label, tile in (("whole", 0), ("tiled", None)):
-        times[label], _, _ = _timed(lambda t=tile: upscale_tensor(model, x, scale, tile=t, device=dev), dev.type)
+    side = tile or default_tile(dev)
+    for label, t in (("whole", 0), ("tiled", side)):
+        times[label], _, _ = _timed(lambda t=t: upscale_tensor(model, x, scale, tile=t, device=dev), dev.type)
     overhead = times["tiled"] / times["whole"] - 1
     return {
-        "method": family, "megapixels": megapixels, "scale": scale, "device": str(dev), "tile": default_tile(dev),
+        "method": family, "megapixels": megapixels, "scale": scale, "device": str(dev), "tile": side,
         "whole_s": round(times["whole"], 3), "tiled_s": round(times["tiled"], 3),
         "overhead": round(overhead, 4), "target": OVERHEAD_TARGET, "ok": overhead <= OVERHEAD_TARGET,
     }
@@ -389,12 +407,14 @@ def format_report(report: BenchReport) -> str:
             f"{r.seconds:>8.4g} {r.out_mp_per_s:>9.4g} {_ratio(r.vs_pillow):>10} {_ratio(r.vs_edsr):>8} "
             f"{r.peak_mb:>8.0f}  {r.note}".rstrip()
         )
+    if report.memory_checks or report.tiling_checks:
+        lines.append("")
     for c in report.memory_checks:
         if "error" in c:
-            lines.append(f"\nmemory {c['method']}: failed: {c['error']}")
+            lines.append(f"memory {c['method']}: failed: {c['error']}")
             continue
         lines.append(
-            f"\nmemory {c['method']}: {c['megapixels']:g} MP x{c['scale']:g} ({c['input_size'][0]}x{c['input_size'][1]} -> "
+            f"memory {c['method']}: {c['megapixels']:g} MP x{c['scale']:g} ({c['input_size'][0]}x{c['input_size'][1]} -> "
             f"{c['output_size'][0]}x{c['output_size'][1]}), tile {c['tile']}: peak RSS {c['peak_rss_mb']:.0f} MB "
             f"(torch and the input alone {c['baseline_mb']:.0f} MB), {c['seconds']:.1f} s; "
             f"target < {c['target_mb']:.0f} MB: {'ok' if c['ok'] else 'MISSED'}"
@@ -412,4 +432,8 @@ def _ratio(value: float | None) -> str:
     """``4.21x`` for faster, ``1/244`` for slower: both readable at a glance."""
     if value is None:
         return "-"
-    return f"{value:.3g}x" if value >= 1 else f"1/{1 / value:.3g}"
+    return f"{_num(value)}x" if value >= 1 else f"1/{_num(1 / value)}"
+
+
+def _num(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .engine import fit_to_size, resolve_device, upscale_tensor
+from .engine import fit_to_size, resolve_device, resolve_precision, upscale_tensor
 from .errors import ModelError
 from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
@@ -40,15 +40,19 @@ class LearnedMethod(Method):
         self.summary = summary
 
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
-        """Direction, then manifest weights for the scale unless ``options.weights`` names a file.
+        """Direction; with ``options`` also device, precision and weights, before any file is read.
 
-        Without ``options`` (``Method.validate``'s signature, which the pipeline calls
-        before it reads any file) only the direction is checked: a ``--weights`` file may
-        serve a scale the manifest does not, and ``resize`` checks the weights anyway.
+        The manifest must have weights for the scale unless ``options.weights`` names a
+        file (whose own metadata is checked when it is loaded). Without ``options`` only
+        the direction is checked, since a ``--weights`` file may serve a scale the
+        manifest does not; ``resize`` checks everything again with its options.
         """
         super().validate(request)
-        if options is None or options.weights:
-            return  # a --weights file's own metadata is checked when it is loaded
+        if options is None:
+            return
+        resolve_precision(options.precision, resolve_device(options.device))
+        if options.weights:
+            return
         from .weights import find_entry
 
         try:

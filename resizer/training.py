@@ -180,7 +180,7 @@ class TrainConfig:
             parts += ["--init", _portable_path(c.init)]
         if c.export:
             parts += ["--export", c.export]
-        return shlex.join(parts)
+        return " ".join(_quote(p) for p in parts)
 
 
 @dataclass
@@ -202,6 +202,14 @@ class TrainResult:
 
 def _fmt_scale(s: float) -> str:
     return str(int(s)) if float(s).is_integer() else f"{s:g}"
+
+
+def _quote(arg: str) -> str:
+    """``shlex.quote``, but ``$RESIZER_DATASETS/...`` in double quotes so the shell expands it."""
+    prefix = "$RESIZER_DATASETS/"
+    if arg.startswith(prefix) and not any(ch in arg[len(prefix):] for ch in '"$`\\'):
+        return f'"{arg}"'
+    return shlex.quote(arg)
 
 
 def _datasets_root() -> Path | None:
@@ -663,6 +671,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         torch.set_num_threads(int(c.threads))
     device = _resolve_device(c.device)
     amp_dtype = _autocast_dtype(device, c.precision)
+    hardware = hardware_string(device)  # now: evaluation may change torch's thread count later
 
     run_dir = Path(c.out or f"runs/{c.arch}-x{'-'.join(_fmt_scale(s) for s in c.scales)}")
     state: dict[str, Any] = {}
@@ -730,7 +739,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     first_window: list[float] = []
     last_val: dict[str, float] = {}
     _emit(progress, {"event": "start", "step": step, "steps": c.steps, "device": str(device),
-                     "images": len(sampler.images), "run_dir": str(run_dir), "hardware": hardware_string(device)})
+                     "images": len(sampler.images), "run_dir": str(run_dir), "hardware": hardware})
 
     def elapsed() -> float:
         return prior_wall + (time.perf_counter() - t0)
@@ -755,7 +764,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     def fetch(k: int) -> tuple[np.ndarray, float]:
         if pool is None:
             return sampler.batch_at(k)
-        for ahead in range(k, min(k + 2 * c.workers, c.steps)):
+        for ahead in range(k, min(k + 2 * c.workers, end)):
             if ahead not in pending:
                 pending[ahead] = pool.submit(sampler.batch_at, ahead)
         return pending.pop(k).result()
@@ -829,7 +838,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     )
     if c.export and step == c.steps:
         result.export = export_weights(model, c, wall_time_s=wall, device=device, progress=progress,
-                                       segments=segments)
+                                       segments=segments, hardware=hardware)
     _emit(progress, {"event": "done", "step": step, "stopped": stopped, "wall_time_s": round(wall, 1),
                      "steps_per_s": steps_per_s, "run_dir": str(run_dir)})
     return result
@@ -876,7 +885,7 @@ def _manifest_default() -> Path:
 
 def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: float,
                    device: torch.device | str = "cpu", progress: ProgressFn | None = None,
-                   segments: Sequence[dict[str, int]] = ()) -> dict[str, Any]:
+                   segments: Sequence[dict[str, int]] = (), hardware: str | None = None) -> dict[str, Any]:
     """Write ``NAME.safetensors`` next to the manifest, score it, and upsert its manifest entry.
 
     The weights go beside the manifest (the package's ``weights/`` by default), so a
@@ -906,7 +915,7 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
         "patch": c.patch,
         "schedule": _schedule_text(c),
         "seed": c.seed,
-        "hardware": hardware_string(device),
+        "hardware": hardware or hardware_string(device),
         "wall_time_s": round(wall_time_s, 1),
         "command": c.command or c.to_command(segments),
     }

@@ -211,11 +211,13 @@ def test_bench_reports_ratios_measured_in_one_run(monkeypatch: pytest.MonkeyPatc
     from resizer.cli import app
 
     monkeypatch.setattr(bench, "_MIN_SECONDS", 0.0)  # one run per measurement
-    result = CliRunner().invoke(app, ["bench", "--method", "srcnn", "--megapixels", "0.002", "--device", "cpu", "--json"])
+    args = ["bench", "--method", "srcnn", "--method", "rrdbnet", "--scale", "2", "--megapixels", "0.002",
+            "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     rows = {r["method"]: r for r in records if r["record"] == "speed"}
-    assert set(rows) == {"pillow-bicubic", "edsr-baseline", "srcnn"}
+    assert set(rows) == {"pillow-bicubic", "edsr-baseline", "srcnn"}  # rrdbnet is x4 only
     assert rows["pillow-bicubic"]["vs_pillow"] == 1 and rows["edsr-baseline"]["vs_edsr"] == 1
     srcnn = rows["srcnn"]
     assert srcnn["output_size"] == [2 * srcnn["input_size"][0], 2 * srcnn["input_size"][1]]

@@ -81,6 +81,16 @@ def test_methods_are_registered_and_selectable() -> None:
         get_method("srcnn").validate(ResizeRequest("down", (10, 10), 2))
 
 
+def test_device_and_precision_fail_before_any_file(vdsr_file: Path) -> None:
+    request = ResizeRequest("up", (20, 20), 2)
+    method = get_method("vdsr")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="CUDA"):
+            method.validate(request, RunOptions(device="cuda", weights=str(vdsr_file)))
+    with pytest.raises(UsageError, match="GPU"):
+        method.validate(request, RunOptions(device="cpu", precision="fp16", weights=str(vdsr_file)))
+
+
 @pytest.mark.usefixtures("no_bundled_weights")
 def test_missing_weights_give_a_clear_error(photo_rgb: np.ndarray, vdsr_file: Path) -> None:
     method = get_method("srcnn")

@@ -72,7 +72,7 @@ def test_training_lowers_the_loss(folders, tmp_path):
 def test_resume_continues_exactly(folders, tmp_path):
     """Stopped by SIGTERM at step 10 and resumed == trained in one go (same seed)."""
     data, _ = folders
-    whole = train(_config(data, tmp_path / "whole"))
+    train(_config(data, tmp_path / "whole"))
 
     def stop_at_10(event):
         if event["event"] == "step" and event["step"] == 10:
@@ -231,3 +231,13 @@ def test_stop_at_and_a_changed_step_count_are_recorded(folders, tmp_path):
     first_cmd, second_cmd = command.split(" && ")
     assert "--steps 20" in first_cmd and first_cmd.endswith("--stop-at 8") and "--export" not in first_cmd
     assert "--steps 12" in second_cmd and "--export seg" in second_cmd and second_cmd.endswith("--resume")
+
+
+def test_recorded_command_uses_the_datasets_variable(tmp_path, monkeypatch):
+    (tmp_path / "train" / "t91").mkdir(parents=True)
+    monkeypatch.setenv("RESIZER_DATASETS", str(tmp_path))
+    c = TrainConfig(arch="vdsr", scales=(2, 3), data=(str(tmp_path / "train" / "t91"), "/x y"), steps=5,
+                    export="v")
+    assert c.to_command().startswith(
+        "resizer train vdsr --scale 2 --scale 3 --data \"$RESIZER_DATASETS/train/t91\" --data '/x y' --steps 5 ")
+    assert c.to_command().endswith("--seed 0 --export v")

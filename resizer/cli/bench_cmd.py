@@ -12,7 +12,7 @@ from .app import DebugOpt, DeviceOpt, JsonOpt, TileOpt, app, run_api
 BenchMethodOpt = Annotated[Optional[List[str]], typer.Option(
     "--method", "-m", help="Method to measure (repeatable): a learned method, edsr-baseline, rrdbnet, pillow-bicubic "
     "or a classical method. Default: every learned method and reference network.")]
-BenchScaleOpt = Annotated[Optional[List[float]], typer.Option("--scale", "-s", help="Upscaling factor (repeatable). Default 2.")]
+BenchScaleOpt = Annotated[Optional[List[float]], typer.Option("--scale", "-s", help="Upscaling factor (repeatable). Default: 2 and 4.")]
 MegapixelsOpt = Annotated[float, typer.Option("--megapixels", help="Input image size in megapixels (rrdbnet gets 1/16).")]
 ChecksOpt = Annotated[bool, typer.Option(
     "--checks", help="Also measure peak RSS of a 3 MP image x2 (subprocess) and tiling overhead on 1 MP; slow on CPU.")]
