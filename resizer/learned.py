@@ -135,12 +135,14 @@ def upscale_picture(
 def _register_all() -> None:
     """One method per family of registered "up" architectures (srcnn, vdsr, ...).
 
-    A family that some provider already registered as a method (e.g. a paired down/up
-    method with its own adapter) keeps that registration.
+    A family that some provider already registered as a method keeps that registration.
+    Families with a down network too (CAR, DSN) are paired down/up methods that need
+    pairing metadata, so this up-only adapter leaves them alone.
     """
     summaries: dict[str, str] = {}
+    paired = {arch.family for arch in list_architectures() if arch.task == "down"}
     for arch in list_architectures():
-        if arch.task == "up":
+        if arch.task == "up" and arch.family not in paired:
             summaries.setdefault(arch.family, arch.summary)
     for family, summary in sorted(summaries.items()):
         try:

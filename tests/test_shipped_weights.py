@@ -1,0 +1,46 @@
+"""The bundled weights work from the CLI, and the scores in the manifest are the ones measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from resizer.cli import app
+from resizer.evaluation import evaluate
+from resizer.weights import read_manifest
+
+from .conftest import synthetic_photo
+
+BUNDLED_UP = [e for e in read_manifest() if e.source == "bundled" and e.task == "up"]
+
+
+@pytest.mark.parametrize("entry", BUNDLED_UP, ids=lambda e: e.name)
+def test_cli_upscales_with_every_bundled_model(entry, tmp_path: Path) -> None:
+    scale = entry.scales[0] if entry.scales else 2.0
+    src = tmp_path / "in.png"
+    Image.fromarray(synthetic_photo(40, 52)).save(src)
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(app, ["up", str(src), "--scale", f"{scale:g}", "--method", entry.family,
+                                      "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        assert im.size == (round(52 * scale), round(40 * scale))
+        learned = np.asarray(im).astype(np.int16)
+    bicubic = tmp_path / "bicubic.png"
+    CliRunner().invoke(app, ["up", str(src), "--scale", f"{scale:g}", "--method", "matlab-bicubic", "-o", str(bicubic)])
+    with Image.open(bicubic) as im:
+        assert np.abs(learned - np.asarray(im).astype(np.int16)).mean() > 0.1  # the network did something
+
+
+@pytest.mark.parametrize("entry", BUNDLED_UP, ids=lambda e: e.name)
+def test_manifest_scores_are_reproduced_on_set5(entry, datasets: Path) -> None:
+    recorded = entry.scores["set5"]
+    for key, score in recorded.items():
+        scale = float(key.lstrip("x"))
+        (result,) = evaluate([datasets / "bench" / "set5"], [scale], up=entry.family)
+        assert result.psnr == pytest.approx(score["psnr"], abs=0.01), (entry.name, key)
+        assert result.ssim == pytest.approx(score["ssim"], abs=0.001), (entry.name, key)
