@@ -79,16 +79,11 @@ def _run(direction: str, inputs: list[str], *, scale, width, height, method, out
             results = _run_with_progress(inputs, settings, report, console)
         else:
             results = run_batch(inputs, settings, on_result=report)
-    except UsageError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"resizer: error: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_USAGE)
     except ResizerError as exc:
         if debug:
             traceback.print_exc()
         print(f"resizer: error: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED)
     except KeyboardInterrupt:
         print("resizer: interrupted", file=sys.stderr)
         raise typer.Exit(130)
