@@ -396,3 +396,14 @@ def test_multi_frame_input_warns_and_uses_the_first_frame(tmp_path: Path) -> Non
         assert im.size == (20, 15)
         r, g, b = im.convert("RGB").getpixel((10, 7))
         assert r > 200 and g < 50 and b < 50  # the first (red) frame
+
+
+def test_two_inputs_never_race_for_one_output(tmp_path: Path) -> None:
+    first, second = make_png(tmp_path / "a" / "x.png"), make_png(tmp_path / "b" / "x.png", (64, 48))
+    out = tmp_path / "out"
+    result = run("down", str(first), str(second), "--scale", "2", "-o", str(out), "--json")
+    assert result.exit_code == 1
+    statuses = {Path(r["input"]).parent.name: r["status"] for r in json_lines(result.stdout)}
+    assert statuses == {"a": "ok", "b": "error"}
+    assert "also the output of" in result.stderr
+    assert size_of(out / "x.png") == (64, 48)  # the first input's result, untouched
