@@ -50,3 +50,20 @@ def photo_rgb() -> np.ndarray:
         with Image.open(root / "bench" / "set5" / "img_003.png") as im:
             return np.asarray(im.convert("RGB"))[:96, :128].copy()
     return synthetic_photo()
+
+
+@pytest.fixture()
+def single_torch_thread(monkeypatch: pytest.MonkeyPatch):
+    """Tiny tensors: intra-op threads cost more than they give (and a lot on a busy machine).
+
+    The engine would raise the thread count back to every core, so it is held at one too.
+    """
+    import torch
+
+    from resizer import engine
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(engine, "_set_cpu_threads", lambda: None)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,13 +18,7 @@ TINY_DOWN = {"feats": 8, "blocks": 1}
 TINY_UP = {"feats": 8, "blocks": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads cost more than they give (and a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _down(scale: int, **config) -> CARDownscaler:

@@ -12,13 +12,7 @@ import resizer.ops as ops
 from resizer.ops import adaptive_resample, car_sample_positions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads cost more than they give (and a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 # --- the reference: loops over output pixels and taps, bilinear with clamped indices ---

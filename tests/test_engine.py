@@ -16,14 +16,7 @@ from resizer.errors import ResizerError, UsageError
 from resizer.models import ResamplingModel, create_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch: pytest.MonkeyPatch):
-    """Tiny tensors: intra-op threads cost more than they give (and a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    monkeypatch.setattr(engine, "_set_cpu_threads", lambda: None)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _model(arch: str) -> ResamplingModel:

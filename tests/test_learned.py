@@ -27,14 +27,13 @@ from .conftest import synthetic_photo
 TINY_VDSR = {"depth": 3, "channels": 8}
 
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
 @pytest.fixture(autouse=True)
-def one_thread(monkeypatch: pytest.MonkeyPatch):
-    """Tiny images: intra-op threads cost more than they give (and a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    monkeypatch.setattr(engine, "_set_cpu_threads", lambda: None)
-    torch.set_num_threads(1)
+def fresh_model_cache():
+    """Each test loads its own weights files; none may see another's cached model."""
     yield
-    torch.set_num_threads(threads)
     clear_model_cache()
 
 

@@ -12,13 +12,7 @@ from resizer.models.base import upscaled_size
 from resizer.models.reference import REFERENCE_MODELS, EDSRBaseline, RRDBNet, build_reference
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads cost more than they give (and a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _run(model: torch.nn.Module, x: torch.Tensor, scale: float) -> torch.Tensor:
