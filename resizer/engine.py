@@ -36,7 +36,7 @@ from .models.base import ResamplingModel, upscaled_size
 
 __all__ = [
     "DEFAULT_TILE_CPU", "DEFAULT_TILE_GPU", "MIN_TILE", "MAX_PERIOD", "default_tile", "fit_to_size", "resolve_device",
-    "resolve_precision", "scale_period", "upscale_tensor",
+    "resolve_precision", "scale_period", "upscale_tensor", "downscale_tensor",
 ]
 
 # CPU: useful output per CPU-second of one VDSR x2 tile (halo 12), relative to the best, was
@@ -203,12 +203,61 @@ def upscale_tensor(
                       RuntimeWarning, stacklevel=2)
         side = 0
 
+    out = _run_with_retry(model, x, scale, scale, natural, side, period, dev, autocast_dtype, batch, progress)
+    return fit_to_size(out, target)
+
+
+def downscale_tensor(
+    model: ResamplingModel,
+    x: torch.Tensor,
+    scale: int,
+    *,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    batch: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Run downscaler ``model`` (integer ``scale``) on ``x`` ``(1, C, H, W)``; returns its natural output on CPU.
+
+    The output size is the model's ``output_size(H, W, scale)``. Tiles are ``tile`` output
+    (LR) pixels a side, so a tile costs about what an upscaler's tile does; their edges
+    lie on multiples of the scale, where the model's LR grid has its block edges, so
+    tiled and whole results agree like the upscalers'.
+    """
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"downscale_tensor needs a (1, C, H, W) tensor, got {tuple(x.shape)}")
+    if not model.supports_scale(scale):
+        raise UsageError(f"{type(model).__name__} cannot downscale by {scale:g}")
+    if tile is not None and tile < 0:
+        raise UsageError(f"--tile must be 0 or more, not {tile}")
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    autocast_dtype = resolve_precision(precision, dev)
+    if dev.type == "cpu":
+        _set_cpu_threads()
+    if batch is None:
+        batch = DEFAULT_BATCH_CPU if dev.type == "cpu" else DEFAULT_BATCH_GPU
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+    natural = model.output_size(height, width, scale)
+    period = int(scale)
+    side = (default_tile(dev) if tile is None else tile) * period
+    if side == 0 or side >= max(height, width):
+        side = 0
+    return _run_with_retry(model, x, scale, 1.0 / scale, natural, side, period, dev, autocast_dtype,
+                           max(1, int(batch)), progress)
+
+
+def _run_with_retry(model: ResamplingModel, x: torch.Tensor, scale: float, factor: float, natural: tuple[int, int],
+                    side: int, period: int | None, dev: torch.device, autocast_dtype: torch.dtype | None, batch: int,
+                    progress: Callable[[int, int], None] | None) -> torch.Tensor:
+    """``_run_tiles``, halving the tile on out-of-memory down to ``MIN_TILE`` (see ``upscale_tensor``)."""
+    height, width = int(x.shape[-2]), int(x.shape[-1])
     model.eval()
     model.to(dev)
     while True:
         try:
-            out = _run_tiles(model, x, scale, natural, side, period or 1, dev, autocast_dtype, batch, progress)
-            break
+            return _run_tiles(model, x, scale, factor, natural, side, period or 1, dev, autocast_dtype, batch,
+                              progress)
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
             if not _is_oom(exc):
                 raise
@@ -226,12 +275,12 @@ def upscale_tensor(
                 ) from exc
             side = max(MIN_TILE, current // 2)
             side = max(period, side // period * period)
-    return fit_to_size(out, target)
 
 
-def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, natural: tuple[int, int], side: int,
-               period: int, dev: torch.device, autocast_dtype: torch.dtype | None, batch: int,
+def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, factor: float, natural: tuple[int, int],
+               side: int, period: int, dev: torch.device, autocast_dtype: torch.dtype | None, batch: int,
                progress: Callable[[int, int], None] | None) -> torch.Tensor:
+    """Run ``model(tile, scale)`` over tiles; ``factor`` is output pixels per input pixel (``1/scale`` down)."""
     height, width = int(x.shape[-2]), int(x.shape[-1])
     out_h, out_w = natural
     if side == 0:
@@ -260,9 +309,9 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, natural: t
         inp = torch.cat([x[:, :, y0:y0 + crop_h, x0:x0 + crop_w] for _, _, _, _, y0, x0 in chunk])
         result = model(inp.to(dev, torch.float32, non_blocking=True), scale).float().cpu()
         for i, (r0, r1, c0, c1, y0, x0) in enumerate(chunk):
-            o_r0, o_r1 = _out_pos(r0, height, out_h, scale), _out_pos(r1, height, out_h, scale)
-            o_c0, o_c1 = _out_pos(c0, width, out_w, scale), _out_pos(c1, width, out_w, scale)
-            t_r, t_c = o_r0 - int(round(y0 * scale)), o_c0 - int(round(x0 * scale))
+            o_r0, o_r1 = _out_pos(r0, height, out_h, factor), _out_pos(r1, height, out_h, factor)
+            o_c0, o_c1 = _out_pos(c0, width, out_w, factor), _out_pos(c1, width, out_w, factor)
+            t_r, t_c = o_r0 - int(round(y0 * factor)), o_c0 - int(round(x0 * factor))
             out[0, :, o_r0:o_r1, o_c0:o_c1] = result[i, :, t_r:t_r + o_r1 - o_r0, t_c:t_c + o_c1 - o_c0]
         with lock:
             done += len(chunk)

@@ -25,6 +25,7 @@ from .metrics import luma, psnr, shave, ssim
 __all__ = ["EvalResult", "ImageScore", "evaluate", "protocol_sizes", "list_dataset"]
 
 _SSIM_WINDOW = 11
+_BASELINE = "matlab-bicubic"  # the papers' LR maker and their baseline upscaler
 
 ProgressCallback = Callable[[int, int, str], None]  # (images done, images in total, what was just done)
 
@@ -38,10 +39,13 @@ class ImageScore:
     ssim: float
     hr_size: tuple[int, int]
     lr_size: tuple[int, int]
+    bicubic_psnr: float | None = None  # MATLAB-bicubic up of the same LR (when ``up`` is another method)
+    lr_psnr: float | None = None  # the LR against the MATLAB-bicubic LR (when ``down`` is another method)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "psnr": _finite(self.psnr), "ssim": self.ssim,
-                "hr_size": list(self.hr_size), "lr_size": list(self.lr_size)}
+                "hr_size": list(self.hr_size), "lr_size": list(self.lr_size),
+                **_optional(bicubic_psnr=self.bicubic_psnr, lr_psnr=self.lr_psnr)}
 
 
 @dataclass(frozen=True)
@@ -57,15 +61,35 @@ class EvalResult:
     images: list[ImageScore] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def bicubic_psnr(self) -> float | None:
+        """Mean PSNR of MATLAB-bicubic upscaling from the same LR images: the baseline the ``up`` method beats."""
+        return _mean([i.bicubic_psnr for i in self.images])
+
+    @property
+    def lr_psnr(self) -> float | None:
+        """Mean PSNR of the LR images against MATLAB-bicubic ones: how ordinary a learned thumbnail stays."""
+        return _mean([i.lr_psnr for i in self.images])
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; an infinite PSNR (identical images) becomes ``null``."""
         return {"dataset": self.dataset, "scale": self.scale, "down": self.down, "up": self.up,
-                "psnr": _finite(self.psnr), "ssim": self.ssim, "images": [i.to_json() for i in self.images],
-                "seconds": round(self.seconds, 3)}
+                "psnr": _finite(self.psnr), "ssim": self.ssim,
+                **_optional(bicubic_psnr=self.bicubic_psnr, lr_psnr=self.lr_psnr),
+                "images": [i.to_json() for i in self.images], "seconds": round(self.seconds, 3)}
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _optional(**values: float | None) -> dict[str, float | None]:
+    return {k: _finite(v) for k, v in values.items() if v is not None}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
 
 
 def protocol_sizes(width: int, height: int, scale: float) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -155,7 +179,16 @@ def _score_image(name: str, hr_full: Picture, scale: float, down: Method, up: Me
     _check_size(name, up, sr, (hr_w, hr_h))
 
     reference, result = shave(luma(hr.pixels), border), shave(luma(sr.pixels), border)
-    score = ImageScore(name, psnr(reference, result), ssim(reference, result), (hr_w, hr_h), (lr_w, lr_h))
+    baseline = get_method(_BASELINE)
+    bicubic_psnr = lr_psnr = None
+    if up.name != _BASELINE:
+        plain = _as_uint8(baseline.resize(lr, up_request, options))
+        bicubic_psnr = psnr(reference, shave(luma(plain.pixels), border))
+    if down.name != _BASELINE:
+        plain_lr = _as_uint8(baseline.resize(hr, down_request, options))
+        lr_psnr = psnr(luma(plain_lr.pixels), luma(lr.pixels))
+    score = ImageScore(name, psnr(reference, result), ssim(reference, result), (hr_w, hr_h), (lr_w, lr_h),
+                       bicubic_psnr, lr_psnr)
     return score, lr, sr
 
 

@@ -11,13 +11,14 @@ and alpha line up with the network's output pixel for pixel.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .engine import fit_to_size, resolve_device, resolve_precision, upscale_tensor
-from .errors import ModelError
+from .engine import downscale_tensor, fit_to_size, resolve_device, resolve_precision, upscale_tensor
+from .errors import ModelError, UsageError
 from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
 from .models import ResamplingModel, list_architectures
@@ -25,7 +26,7 @@ from .models.base import upscaled_size
 from .ops import imresize
 from .tensors import pixels_to_tensor, rgb_to_ycbcr, tensor_to_pixels, ycbcr_to_rgb
 
-__all__ = ["LearnedMethod", "bicubic_to", "upscale_picture"]
+__all__ = ["LearnedMethod", "PairedMethod", "anchor_to", "bicubic_to", "downscale_picture", "upscale_picture"]
 
 
 class LearnedMethod(Method):
@@ -94,13 +95,23 @@ def upscale_picture(
     precision: str = "fp32",
     batch: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    anchored: bool = False,
 ) -> Picture:
     """Upscale ``picture`` to ``out_size`` ``(height, width)`` with ``model``; metadata is carried.
 
     Luma models get MATLAB BT.601 Y (grey pictures as they are) and the chroma is
     bicubic; RGB models get RGB (grey replicated to three channels, averaged back).
     Alpha is bicubic. 16-bit pictures go through the same float path and stay 16-bit.
+    ``anchored`` (paired thumbnails, whose pixel grid starts at the original's top-left
+    corner): the model's natural output is cropped or edge-padded at the bottom/right to
+    ``out_size`` (:func:`anchor_to`) instead of stretched to it.
     """
+    if anchored:
+        natural = model.output_size(picture.height, picture.width, scale)
+        restored = upscale_picture(model, picture, natural, scale, tile=tile, device=device, precision=precision,
+                                   batch=batch, progress=progress)
+        pixels = anchor_to(pixels_to_tensor(restored.pixels), out_size)
+        return Picture(np.ascontiguousarray(tensor_to_pixels(pixels, dtype=restored.pixels.dtype)), restored.metadata)
     pixels = picture.pixels
     if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"expected (H, W, C) pixels with 1 to 4 channels, got shape {pixels.shape}")
@@ -132,6 +143,90 @@ def upscale_picture(
     return Picture(np.ascontiguousarray(result), metadata)
 
 
+def anchor_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop, or pad by repeating the last row/column, at the bottom/right to ``size`` ``(height, width)``."""
+    x = x[..., : size[0], : size[1]]
+    pad_h, pad_w = size[0] - int(x.shape[-2]), size[1] - int(x.shape[-1])
+    if pad_h or pad_w:
+        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x.contiguous()
+
+
+def downscale_picture(
+    model: ResamplingModel,
+    picture: Picture,
+    scale: int,
+    *,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+) -> Picture:
+    """Downscale ``picture`` with an RGB downscaler; alpha by MATLAB bicubic; metadata carried.
+
+    Grey pictures are replicated to three channels and averaged back; 16-bit stays 16-bit.
+    The size is the model's natural one (``model.output_size``).
+    """
+    pixels = picture.pixels
+    x = pixels_to_tensor(pixels)
+    alpha = x[:, -1:] if x.shape[1] in (2, 4) else None
+    colour = x[:, :-1] if alpha is not None else x
+    grey = colour.shape[1] == 1
+    run = dict(tile=tile, device=device, precision=precision)
+    out = downscale_tensor(model, colour.expand(-1, 3, -1, -1) if grey else colour, scale, **run)
+    if grey:
+        out = out.mean(dim=1, keepdim=True)
+    if alpha is not None:
+        size = (int(out.shape[-2]), int(out.shape[-1]))
+        out = torch.cat([out, imresize(alpha, scale=1.0 / scale, size=size).clamp_(0, 1)], dim=1)
+    result = tensor_to_pixels(out.clamp_(0, 1), dtype=pixels.dtype)
+    metadata = dataclasses.replace(picture.metadata, text=dict(picture.metadata.text))
+    return Picture(np.ascontiguousarray(result), metadata)
+
+
+class PairedMethod(LearnedMethod):
+    """A family whose downscaler and upscaler were trained together (CAR, DSN).
+
+    ``down`` writes the pairing metadata (:mod:`resizer.pairing`) into the thumbnail;
+    ``up`` runs the partner upscaler and, given the original size, restores it exactly
+    (the thumbnail's grid is anchored at the top-left, so odd sizes are cropped or
+    edge-padded, never stretched).
+    """
+
+    def __init__(self, family: str, summary: str = "") -> None:
+        super().__init__(family, {"down", "up"}, summary)
+
+    def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
+        if request.scale is not None and not float(request.scale).is_integer():
+            raise UsageError(f"method '{self.name}' works at integer scales (its trained pairs), "
+                             f"not x{request.scale:g}; see 'resizer models list'")
+        super().validate(request, options)
+
+    def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        from . import __version__
+        from .pairing import Pairing
+        from .weights import load_model
+
+        self.validate(request, options)
+        device = resolve_device(options.device)
+        scale = int(request.scale)
+        model, entry = load_model(self.family, scale, weights=options.weights, device=str(device),
+                                  task=request.direction)
+        width, height = request.size
+        if request.direction == "up":
+            return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,
+                                   precision=options.precision, anchored=True)
+        natural = model.output_size(picture.height, picture.width, scale)
+        if (natural[1], natural[0]) != (width, height):
+            raise UsageError(f"method '{self.name}' makes {natural[1]}x{natural[0]} thumbnails of "
+                             f"{picture.width}x{picture.height} at x{scale}, not {width}x{height}; use --scale {scale}")
+        thumbnail = downscale_picture(model, picture, scale, tile=options.tile, device=device,
+                                      precision=options.precision)
+        model_name = entry.name if entry is not None else Path(options.weights or "").name
+        pairing = Pairing(self.family, model_name, __version__, float(scale), (picture.width, picture.height))
+        thumbnail.metadata.text.update(pairing.to_text())
+        return thumbnail
+
+
 def _register_all() -> None:
     """One method per family of registered "up" architectures (srcnn, vdsr, ...).
 
@@ -142,11 +237,12 @@ def _register_all() -> None:
     summaries: dict[str, str] = {}
     paired = {arch.family for arch in list_architectures() if arch.task == "down"}
     for arch in list_architectures():
-        if arch.task == "up" and arch.family not in paired:
+        if arch.task == "up" or arch.family not in summaries:
             summaries.setdefault(arch.family, arch.summary)
     for family, summary in sorted(summaries.items()):
+        method = PairedMethod(family, summary) if family in paired else LearnedMethod(family, {"up"}, summary)
         try:
-            register_method(LearnedMethod(family, {"up"}, summary))
+            register_method(method)
         except ValueError:
             pass
 

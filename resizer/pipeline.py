@@ -19,9 +19,12 @@ from typing import Callable, Iterator, Sequence
 from .errors import ImageWriteError, ResizerError, UsageError
 from .image_io import DEFAULT_MAX_PIXELS, Picture, encode_picture, is_image_path, load_picture, save_picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
+from .pairing import read_pairing
 
 STDIO = "-"
-DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "lanczos"}
+# ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
+# metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_resize``).
+DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
 
     def to_json(self) -> dict:
         record = {
@@ -244,17 +248,33 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
 # --------------------------------------------------------------------------- resizing
 
 
-def choose_method(direction: Direction, picture: Picture, requested: str | None) -> Method:
-    """The method to use: the one asked for, else the default for ``direction``."""
-    return get_method(requested or DEFAULT_METHOD[direction])
+def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec,
+                requested: str | None = None) -> tuple[Method, ResizeRequest]:
+    """The method and request for one picture.
+
+    ``up`` of a paired thumbnail (pairing metadata, :mod:`resizer.pairing`, and the size
+    it was made at) uses the partner upscaler and restores the original size, when no
+    other method and no other scale is asked for; ``--scale``/``--width``/``--height``
+    may then be left out. Otherwise: the method asked for, else ``DEFAULT_METHOD``.
+    """
+    if direction == "up":
+        pairing = read_pairing(picture.metadata.text)
+        if (pairing is not None and pairing.fits((picture.width, picture.height))
+                and requested in (None, pairing.method)
+                and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
+            method = get_method(pairing.method)
+            return method, ResizeRequest("up", pairing.original_size, pairing.scale)
+    if spec.empty:
+        raise UsageError("give one of --scale, --width or --height (only thumbnails made by a paired method, "
+                         "such as 'down --method car', know their original size)")
+    size, scale = output_size(picture.width, picture.height, direction, spec)
+    return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, size, scale)
 
 
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point."""
-    size, scale = output_size(picture.width, picture.height, direction, spec)
-    chosen = choose_method(direction, picture, method)
-    request = ResizeRequest(direction, size, scale)
+    chosen, request = plan_resize(picture, direction, spec, method)
     chosen.validate(request, run)
     return chosen.resize(picture, request, run or RunOptions()), chosen
 
@@ -304,7 +324,8 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
                          overwrite=settings.overwrite)
         result.status = "ok"
     except UsageError as exc:
-        result.error = str(exc)
+        result.error = str(exc) if job.display_input in str(exc) else f"{job.display_input}: {exc}"
+        result.usage_error = True
     except ResizerError as exc:
         message = str(exc)
         prefix = job.display_input

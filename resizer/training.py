@@ -109,13 +109,15 @@ class TrainConfig:
     export: str | None = None
     manifest: str | None = None  # manifest for --export; None = the package's weights/manifest.json
     bench: Sequence[str] = ()  # folders scored into the manifest; default $RESIZER_DATASETS/bench/{set5,set14}
-    model_config: dict[str, Any] = field(default_factory=dict)
+    eval_scales: Sequence[float] = ()  # scales validated and scored into the manifest; () = the training scales
+    model_config: dict[str, Any] = field(default_factory=dict)  # a pair: {"down": {...}, "up": {...}}
+    loss_weights: dict[str, float] = field(default_factory=dict)  # a pair's joint-loss terms
     license: str = "MIT"
     command: str | None = None  # how to reproduce; None = rebuilt from this config
 
     # Fields that change the trajectory: a resumed run must agree on them.
     _TRAJECTORY = ("arch", "scales", "batch", "patch", "lr", "loss", "schedule", "min_lr", "warmup",
-                   "decay_every", "gamma", "clip", "seed", "model_config")
+                   "decay_every", "gamma", "clip", "seed", "model_config", "loss_weights")
 
     def normalized(self) -> "TrainConfig":
         """A copy with tuples/strings normalized (so it round-trips through JSON)."""
@@ -125,16 +127,24 @@ class TrainConfig:
             data=tuple(str(d) for d in self.data),
             val=tuple(str(v) for v in self.val),
             bench=tuple(str(b) for b in self.bench),
+            eval_scales=tuple(float(s) for s in self.eval_scales),
             loss=self.loss.lower(),
             schedule=self.schedule.lower(),
             precision=self.precision.lower(),
             model_config=dict(self.model_config or {}),
+            loss_weights=dict(self.loss_weights or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.normalized())
         data["scales"] = list(data["scales"])
+        data["eval_scales"] = list(data["eval_scales"])
         return data
+
+    @property
+    def scored_scales(self) -> tuple[float, ...]:
+        """The scales validated and recorded in the manifest (``eval_scales``, else the training scales)."""
+        return tuple(self.eval_scales) or tuple(self.scales)
 
     def to_command(self, segments: Sequence[dict[str, int]] = ()) -> str:
         """The ``resizer train`` command line(s) that reproduce this run from scratch.
@@ -163,6 +173,8 @@ class TrainConfig:
             parts += ["--data", _portable_path(d)]
         for v in c.val:
             parts += ["--val", _portable_path(v)]
+        for s in c.eval_scales:
+            parts += ["--eval-scale", _fmt_scale(s)]
         parts += ["--steps", str(c.steps), "--batch", str(c.batch), "--patch", str(c.patch),
                   "--lr", f"{c.lr:g}", "--loss", c.loss, "--schedule", c.schedule]
         if c.schedule == "cosine":
@@ -176,6 +188,8 @@ class TrainConfig:
         parts += ["--seed", str(c.seed)]
         if c.model_config:
             parts += ["--config", json.dumps(c.model_config, sort_keys=True, separators=(",", ":"))]
+        for key, value in sorted(c.loss_weights.items()):
+            parts += ["--loss-weight", f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"]
         if c.init:
             parts += ["--init", _portable_path(c.init)]
         if c.export:
@@ -294,9 +308,12 @@ def load_training_images(folders: Iterable[str | Path], color: str) -> list[np.n
 
 
 def _patch_sizes(patch: int, scale: float) -> tuple[int, int]:
-    """``(hr, lr)`` patch sides for ``scale``: lr = floor(patch / scale), hr = round(lr * scale)."""
+    """``(hr, lr)`` patch sides for ``scale``: lr = floor(patch / scale), hr = lr * scale, halves up.
+
+    Halves round up as the models size their outputs (``models.base.upscaled_size``).
+    """
     lr = int(math.floor(patch / scale + 1e-9))
-    return int(round(lr * scale)), lr
+    return int(math.floor(lr * scale + 0.5)), lr
 
 
 class PatchSampler:
@@ -335,9 +352,10 @@ def make_lr(hr: torch.Tensor, scale: float) -> torch.Tensor:
     """MATLAB-bicubic downscale of ``hr`` in [0, 1], quantised to 1/255 like a uint8 LR image."""
     from .ops import imresize
 
-    _, lr_side = _patch_sizes(hr.shape[-1], scale)
-    lr_h = int(math.floor(hr.shape[-2] / scale + 1e-9))
-    lr = imresize(hr, scale=1.0 / scale, size=(lr_h, lr_side))
+    # The patch sampler made each HR side ``round(lr * scale)`` (halves up), and for scale > 1
+    # ``round(hr / scale)`` recovers that LR side exactly.
+    lr_h, lr_w = (int(math.floor(side / scale + 0.5)) for side in hr.shape[-2:])
+    lr = imresize(hr, scale=1.0 / scale, size=(lr_h, lr_w))
     return torch.floor(lr * 255.0 + 0.5).clamp_(0, 255).div_(255.0)
 
 
@@ -419,10 +437,22 @@ def validate(model: torch.nn.Module, folders: Sequence[str | Path], scales: Sequ
                 s = int(scale) if float(scale).is_integer() else scale
                 psnrs, ssims = [], []
                 for im in images:
-                    h, w = im.shape[0], im.shape[1]
-                    h, w = int(h - h % s), int(w - w % s)
+                    (w, h), (lr_w, lr_h) = _protocol_sizes(im.shape[1], im.shape[0], float(scale))
                     hr = torch.from_numpy(im[:h, :w].transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
-                    lr = imresize(hr, scale=1.0 / scale)
+                    if hasattr(model, "round_trip"):  # a down/up pair: its own thumbnail, restored
+                        rgb = hr if hr.shape[1] == 3 else hr.repeat(1, 3, 1, 1)
+                        _, sr = model.round_trip(rgb.to(device=device, dtype=torch.float32), float(scale))
+                        sr = sr.double().cpu()
+                        sr = torch.floor(sr.clamp(0, 1) * 255.0 + 0.5) / 255.0
+                        sr_y = _y255(sr if hr.shape[1] == 3 else sr.mean(dim=1, keepdim=True))
+                        hr_y = _y255(hr)
+                        shave = int(math.ceil(scale))
+                        a, b = sr_y[shave:-shave, shave:-shave], hr_y[shave:-shave, shave:-shave]
+                        psnrs.append(10 * math.log10(255.0 ** 2 / max(float(((a - b) ** 2).mean()), 1e-12)))
+                        if ssim:
+                            ssims.append(_ssim(a, b))
+                        continue
+                    lr = imresize(hr, scale=1.0 / scale, size=(lr_h, lr_w))
                     lr = torch.floor(lr * 255.0 + 0.5).clamp_(0, 255) / 255.0
                     if color == "y":
                         inp = lr[:, :1] if lr.shape[1] == 1 else rgb_to_ycbcr(lr)[:, :1]
@@ -452,6 +482,13 @@ def validate(model: torch.nn.Module, folders: Sequence[str | Path], scales: Sequ
 
 
 # --------------------------------------------------------------------------- hardware / device
+
+
+def _protocol_sizes(width: int, height: int, scale: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The benchmark crop (``evaluation.protocol_sizes``: modcrop, or its non-integer form)."""
+    from .evaluation import protocol_sizes
+
+    return protocol_sizes(width, height, scale)
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -590,6 +627,34 @@ def _init_from(model: torch.nn.Module, path: str) -> None:
 # --------------------------------------------------------------------------- training
 
 
+def _build_pair(pair: tuple[Any, Any], c: TrainConfig) -> torch.nn.Module:
+    """The down and up networks of a pair, built for the run's one scale."""
+    from .models import ResamplingPair
+
+    unknown = sorted(set(c.model_config) - {"down", "up"})
+    if unknown:
+        raise UsageError(f"--config for the pair '{c.arch}' takes {{\"down\": {{...}}, \"up\": {{...}}}}, "
+                         f"not {', '.join(map(repr, unknown))}")
+    scale = c.scales[0]
+    if not float(scale).is_integer():
+        raise UsageError(f"'{c.arch}' pairs are trained at integer scales, not x{_fmt_scale(scale)}")
+    nets = []
+    for architecture, part in zip(pair, ("down", "up")):
+        config = {**dict(c.model_config.get(part) or {}), "scale": int(scale)}
+        try:
+            nets.append(architecture.build(config))
+        except ValueError as exc:
+            raise UsageError(f"'{architecture.name}': {exc}") from None
+    return ResamplingPair(*nets)
+
+
+def _pair_loss_weights(model: torch.nn.Module, c: TrainConfig) -> Any:
+    try:
+        return model.down.pair_loss_weights(**c.loss_weights)
+    except TypeError as exc:
+        raise UsageError(f"--loss-weight: {exc}") from None
+
+
 def _check_scales(arch: Any, model: torch.nn.Module, scales: Sequence[float]) -> None:
     if not scales:
         raise UsageError("give at least one --scale")
@@ -660,13 +725,17 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     "export"|"done", "step": .., ...}``. Raises ``UsageError`` for bad requests
     (unknown arch, empty folder, unsupported scale) before any work is done.
     """
-    from .models import create_model, get_architecture
+    from .models import create_model, get_architecture, pair_architectures
 
     c = config.normalized()
     _validate_config(c)
-    arch = get_architecture(c.arch)
+    pair = pair_architectures(c.arch)
+    arch = get_architecture(pair[1].name if pair else c.arch)
     if arch.task != "up":
-        raise UsageError(f"architecture '{c.arch}' is a downscaler; only upscalers can be trained here")
+        raise UsageError(f"architecture '{c.arch}' is a downscaler: train its pair by the family name "
+                         f"('resizer train {arch.family}')")
+    if pair and len(c.scales) != 1:
+        raise UsageError(f"'{c.arch}' is a down/up pair trained for one --scale at a time")
     if c.threads:
         torch.set_num_threads(int(c.threads))
     device = _resolve_device(c.device)
@@ -690,8 +759,13 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         raise UsageError(f"run folder '{run_dir}' already has checkpoints: add --resume or choose another --out")
 
     torch.manual_seed(c.seed)
-    model = create_model(c.arch, c.model_config)
-    _check_scales(arch, model, c.scales)
+    if pair:
+        model = _build_pair(pair, c)
+        _check_scales(arch, model.up, c.scales)
+        loss_weights = _pair_loss_weights(model, c)
+    else:
+        model = create_model(c.arch, c.model_config)
+        _check_scales(arch, model, c.scales)
     color = getattr(model, "color", "y")
     images = load_training_images(c.data, color)
     sampler = PatchSampler(images, c.patch, c.scales, c.batch, c.seed)
@@ -752,7 +826,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
 
     def run_validation() -> None:
         nonlocal last_val
-        scores = validate(model, val_dirs, c.scales, device)
+        scores = validate(model, val_dirs, c.scored_scales, device)
         last_val = {k: round(v["psnr"], 4) for k, v in scores.items()}
         entry = {"event": "val", "step": step, "psnr": last_val, "wall_time_s": round(elapsed(), 1)}
         log(entry)
@@ -781,10 +855,15 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
                     group["lr"] = learning_rate(c, step)
                 hr_np, scale = fetch(step)
                 hr = torch.from_numpy(hr_np).to(device=device, non_blocking=True).float().div_(255.0)
-                lr_img = make_lr(hr, scale)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    sr = model(lr_img, float(scale))
-                loss = loss_fn(sr.float(), hr)
+                if pair:  # the pair makes its own thumbnail: HR in, joint objective out
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        loss, _terms = model.loss(hr, loss_weights)
+                    loss = loss.float()
+                else:
+                    lr_img = make_lr(hr, scale)
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        sr = model(lr_img, float(scale))
+                    loss = loss_fn(sr.float(), hr)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -837,8 +916,9 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         history=history, wall_time_s=wall, steps_per_s=steps_per_s, stopped=stopped, val=last_val,
     )
     if c.export and step == c.steps:
-        result.export = export_weights(model, c, wall_time_s=wall, device=device, progress=progress,
-                                       segments=segments, hardware=hardware)
+        exporter = export_pair if pair else export_weights
+        result.export = exporter(model, c, wall_time_s=wall, device=device, progress=progress,
+                                 segments=segments, hardware=hardware)
     _emit(progress, {"event": "done", "step": step, "stopped": stopped, "wall_time_s": round(wall, 1),
                      "steps_per_s": steps_per_s, "run_dir": str(run_dir)})
     return result
@@ -902,12 +982,13 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
     path = manifest.parent / f"{c.export}.safetensors"
     model_cpu_config = {**arch.default_config, **c.model_config}
     model.eval()
-    sha256, size = wapi.save_weights(model, path, arch=c.arch, config=model_cpu_config,
-                                     scales=[float(s) for s in c.scales])
+    # A network that takes the scale as an input (ASDN) serves every scale: an empty list.
+    served = [] if getattr(model, "arbitrary_scale", False) else [float(s) for s in c.scales]
+    sha256, size = wapi.save_weights(model, path, arch=c.arch, config=model_cpu_config, scales=served)
     bench = [Path(b) for b in c.bench] if c.bench else default_bench_dirs()
     scores, scorer = ({}, "none")
     if bench:
-        scores, scorer = _score(path, arch.family, bench, c.scales, model, device)
+        scores, scorer = _score(path, arch.family, bench, c.scored_scales, model, device)
     recipe = {
         "data": "+".join(Path(d).name for d in c.data),
         "steps": c.steps,
@@ -921,7 +1002,7 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
     }
     fields = {
         "name": c.export, "arch": c.arch, "family": arch.family, "task": arch.task,
-        "config": model_cpu_config, "scales": [_scale_value(s) for s in c.scales], "file": path.name,
+        "config": model_cpu_config, "scales": [_scale_value(s) for s in served], "file": path.name,
         "sha256": sha256, "size": size, "params": sum(p.numel() for p in model.parameters()),
         "license": c.license, "source": "bundled", "recipe": recipe, "scores": scores,
     }
@@ -936,6 +1017,72 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
     _emit(progress, {"event": "export", "name": c.export, "file": str(path), "manifest": str(manifest),
                      "scores": scores, "scored_by": scorer})
     return fields
+
+
+def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: float,
+                device: torch.device | str = "cpu", progress: ProgressFn | None = None,
+                segments: Sequence[dict[str, int]] = (), hardware: str | None = None) -> dict[str, Any]:
+    """Write a trained pair as ``NAME-down`` and ``NAME-up`` (files and manifest entries), then score it.
+
+    The scores are the round trip (the pair's thumbnail, stored as 8 bits, restored by its
+    upscaler) measured by ``evaluate()`` against the manifest just written, plus
+    ``thumbnail_psnr``: how close the thumbnail stays to the MATLAB-bicubic one. Both
+    entries carry the same recipe and scores.
+    """
+    from .models import pair_architectures
+    from . import weights as wapi
+
+    c = config.normalized()
+    device = torch.device(device)
+    down_arch, up_arch = pair_architectures(c.arch)
+    manifest = Path(c.manifest) if c.manifest else _manifest_default()
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    scale = float(c.scales[0])
+    model.eval()
+    recipe = {
+        "data": "+".join(Path(d).name for d in c.data), "steps": c.steps, "batch": c.batch, "patch": c.patch,
+        "schedule": _schedule_text(c) + _loss_weights_text(model, c), "seed": c.seed,
+        "hardware": hardware or hardware_string(device), "wall_time_s": round(wall_time_s, 1),
+        "command": c.command or c.to_command(segments),
+    }
+    entries = []
+    for architecture, net, part in ((down_arch, model.down, "down"), (up_arch, model.up, "up")):
+        name = f"{c.export}-{part}"
+        path = manifest.parent / f"{name}.safetensors"
+        config = {**architecture.default_config, **dict(c.model_config.get(part) or {}), "scale": int(scale)}
+        sha256, size = wapi.save_weights(net, path, arch=architecture.name, config=config, scales=[scale])
+        entries.append(wapi.WeightsEntry(
+            name=name, arch=architecture.name, family=architecture.family, task=architecture.task, config=config,
+            scales=[scale], file=path.name, sha256=sha256, size=size, params=wapi.count_parameters(net),
+            license=c.license, recipe=recipe, scores={}, source="bundled"))
+    for entry in entries:
+        wapi.upsert_manifest_entry(entry, manifest_path=manifest)
+    bench = [Path(b) for b in c.bench] if c.bench else default_bench_dirs()
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    if bench:
+        from .evaluation import evaluate
+        from .methods import RunOptions
+
+        with wapi.manifest_override(manifest):
+            for r in evaluate(bench, [scale], down=down_arch.family, up=up_arch.family,
+                              options=RunOptions(device=str(device))):
+                metrics = {"psnr": round(float(r.psnr), 4), "ssim": round(float(r.ssim), 5)}
+                if r.lr_psnr is not None:
+                    metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)
+                scores.setdefault(r.dataset, {})[f"x{_fmt_scale(r.scale)}"] = metrics
+        for entry in entries:
+            wapi.upsert_manifest_entry(dataclasses.replace(entry, scores=scores), manifest_path=manifest)
+    _emit(progress, {"event": "export", "name": c.export, "file": str(manifest.parent / entries[-1].file),
+                     "manifest": str(manifest), "scores": scores, "scored_by": "evaluate"})
+    return {"entries": [e.name for e in entries], "scores": scores}
+
+
+def _loss_weights_text(model: torch.nn.Module, c: TrainConfig) -> str:
+    weights = model.down.pair_loss_weights(**c.loss_weights)
+    if dataclasses.is_dataclass(weights):
+        items = dataclasses.asdict(weights).items()
+        return "; joint loss: L1 + " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in items)
+    return ""
 
 
 def _scale_value(s: float) -> int | float:

@@ -314,6 +314,24 @@ def manifest_path() -> Path:
     return Path(override).expanduser() if override else bundled_dir() / "manifest.json"
 
 
+@contextlib.contextmanager
+def manifest_override(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Within the block, the manifest (and so every ``--method`` lookup) is ``path``.
+
+    For scoring weights just exported to a manifest that is not the active one (a
+    training run's ``--manifest``). Not thread-safe: it sets ``$RESIZER_MANIFEST``.
+    """
+    old = os.environ.get("RESIZER_MANIFEST")
+    os.environ["RESIZER_MANIFEST"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("RESIZER_MANIFEST", None)
+        else:
+            os.environ["RESIZER_MANIFEST"] = old
+
+
 _default_manifest_path = manifest_path  # ``upsert_manifest_entry``'s argument shadows the name
 
 

@@ -94,13 +94,24 @@ def _print_table(results: list) -> None:
     # No box, one space of padding: the eight columns fit an 80-column terminal in full.
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
     longest = max([len(r.down) for r in results] + [len(r.up) for r in results] + [4])
-    for name, justify in (("dataset", "left"), ("scale", "right"), ("down", "left"), ("up", "left"),
-                          ("PSNR", "right"), ("SSIM", "right"), ("images", "right"), ("seconds", "right")):
+    # Optional columns: the bicubic-up baseline from the same LR (a learned --up), and how
+    # close the LR stays to the MATLAB-bicubic one (a learned --down).
+    baseline = any(r.bicubic_psnr is not None for r in results)
+    thumbnail = any(r.lr_psnr is not None for r in results)
+    columns = [("dataset", "left"), ("scale", "right"), ("down", "left"), ("up", "left"), ("PSNR", "right"),
+               ("SSIM", "right")]
+    columns += [("bicubic", "right"), ("gain", "right")] if baseline else []
+    columns += [("LR PSNR", "right")] if thumbnail else []
+    for name, justify in columns + [("images", "right"), ("seconds", "right")]:
         table.add_column(name, justify=justify, no_wrap=True,
                          min_width=longest if name in ("down", "up") else None)
     for r in results:
-        table.add_row(r.dataset, f"x{r.scale:g}", r.down, r.up, f"{r.psnr:.2f}", f"{r.ssim:.4f}",
-                      str(len(r.images)), f"{r.seconds:.1f}")
+        row = [r.dataset, f"x{r.scale:g}", r.down, r.up, f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
+        if baseline:
+            row += [f"{r.bicubic_psnr:.2f}", f"{r.psnr - r.bicubic_psnr:+.2f}"] if r.bicubic_psnr is not None else ["", ""]
+        if thumbnail:
+            row += [f"{r.lr_psnr:.2f}" if r.lr_psnr is not None else ""]
+        table.add_row(*row, str(len(r.images)), f"{r.seconds:.1f}")
     console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     if not console.is_terminal:  # a pipe or file: never truncate to 80 columns
         console = Console(no_color=True, highlight=False, width=200)

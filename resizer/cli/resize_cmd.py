@@ -70,7 +70,7 @@ def _run(direction: str, inputs: list[str], *, scale, width, height, method, out
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, jobs=jobs,
             run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
         )
-        if settings.size.empty:
+        if settings.size.empty and direction == "down":
             raise UsageError("give one of --scale, --width or --height")
         report = _report(as_json, quiet)
         console = stderr_console()
@@ -91,7 +91,10 @@ def _run(direction: str, inputs: list[str], *, scale, width, height, method, out
         for result in results:
             if result.status == "error":
                 print(f"resizer: debug: {result.to_json()}", file=sys.stderr)
-    raise typer.Exit(EXIT_FAILED if any(r.status == "error" for r in results) else EXIT_OK)
+    failed = [r for r in results if r.status == "error"]
+    if failed and all(r.usage_error for r in failed):
+        raise typer.Exit(EXIT_USAGE)  # e.g. 'up' without a size of an image that has no pairing metadata
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 def _has_folder(inputs: list[str]) -> bool:

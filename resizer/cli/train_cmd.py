@@ -46,6 +46,8 @@ def train_command(
     export: Annotated[Optional[str], typer.Option("--export", help="At the end, write weights/NAME.safetensors and its manifest entry.")] = None,
     manifest: Annotated[Optional[Path], typer.Option("--manifest", help="Manifest --export updates (default: the bundled one).")] = None,
     bench: Annotated[Optional[List[Path]], typer.Option("--bench", help="Folders scored into the manifest by --export; repeatable (default $RESIZER_DATASETS/bench/set5, set14).")] = None,
+    eval_scale: Annotated[Optional[List[float]], typer.Option("--eval-scale", help="Scale validated and scored into the manifest; repeatable (default: the training scales).")] = None,
+    loss_weight: Annotated[Optional[List[str]], typer.Option("--loss-weight", help="A down/up pair's joint-loss term, NAME=VALUE (e.g. offset=0.001); repeatable.")] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -61,6 +63,15 @@ def train_command(
             fail_usage(f"--config is not valid JSON: {exc}")
         if not isinstance(model_config, dict):
             fail_usage("--config must be a JSON object")
+    loss_weights: dict[str, Any] = {}
+    for item in loss_weight or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail_usage(f"--loss-weight takes NAME=VALUE, not {item!r}")
+        try:
+            loss_weights[key.strip()] = json.loads(value.strip().lower())
+        except json.JSONDecodeError:
+            fail_usage(f"--loss-weight {item!r}: {value!r} is not a number or true/false")
     cfg = TrainConfig(
         arch=arch, scales=tuple(scale), data=tuple(str(d) for d in data), steps=steps,
         val=tuple(str(v) for v in val or ()), batch=batch, patch=patch, lr=lr, loss=loss, schedule=schedule,
@@ -68,7 +79,8 @@ def train_command(
         device=device, precision=precision, threads=threads, workers=workers, val_every=val_every,
         checkpoint_every=checkpoint_every, log_every=log_every, stop_at=stop_at, out=str(out) if out else None, resume=resume,
         init=str(init) if init else None, export=export, manifest=str(manifest) if manifest else None,
-        bench=tuple(str(b) for b in bench or ()), model_config=model_config,
+        bench=tuple(str(b) for b in bench or ()), eval_scales=tuple(eval_scale or ()), model_config=model_config,
+        loss_weights=loss_weights,
     )
     console = stderr_console()
     started = time.perf_counter()

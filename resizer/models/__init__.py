@@ -1,10 +1,11 @@
 """Model definitions; importing this package registers every architecture."""
 
-from . import srcnn, vdsr  # noqa: F401  (register architectures)
-from .base import BicubicRefiner, ResamplingModel
-from .registry import Architecture, create_model, get_architecture, list_architectures, register_architecture
+from . import asdn, srcnn, vdsr  # noqa: F401  (register architectures)
+from .base import BicubicRefiner, ResamplingModel, ResamplingPair
+from .registry import (Architecture, create_model, get_architecture, list_architectures, pair_architectures,
+                       register_architecture)
 
 __all__ = [
-    "Architecture", "BicubicRefiner", "ResamplingModel", "create_model", "get_architecture",
-    "list_architectures", "register_architecture",
+    "Architecture", "BicubicRefiner", "ResamplingModel", "ResamplingPair", "create_model", "get_architecture",
+    "list_architectures", "pair_architectures", "register_architecture",
 ]

@@ -46,6 +46,9 @@ class ResamplingModel(nn.Module):
 
     color: ClassVar[Color] = "rgb"
     halo: int = 0  # a class default; configurable models set it per instance
+    # True for networks that take any real scale as an input (ASDN): their weights serve
+    # every scale, so the manifest lists none.
+    arbitrary_scale: ClassVar[bool] = False
 
     def supports_scale(self, scale: float) -> bool:
         """True if this architecture can produce ``scale``."""
@@ -54,6 +57,10 @@ class ResamplingModel(nn.Module):
     def context(self, scale: float) -> int:
         """Input pixels of context needed on each side at ``scale`` (default: ``halo``)."""
         return self.halo
+
+    def output_size(self, h: int, w: int, scale: float) -> tuple[int, int]:
+        """The natural ``(height, width)`` of ``forward`` on an ``h x w`` input (upscalers: :func:`upscaled_size`)."""
+        return upscaled_size(h, w, scale)
 
     def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -87,3 +94,29 @@ class BicubicRefiner(ResamplingModel):
 def refiner_halo(radius: int, min_scale: float = 1.0) -> int:
     """``BicubicRefiner.context`` at its worst (smallest) scale, for the ``halo`` attribute."""
     return math.ceil((radius - 0.5) / min_scale + 1.5 - 1e-9)
+
+
+class ResamplingPair(nn.Module):
+    """A downscaler and the upscaler trained with it (CAR, DSN): one module for training.
+
+    Training, checkpoints and ``--resume`` treat the pair like any single network
+    (parameters ``down.*`` and ``up.*``); export writes the two halves as separate files.
+    The down network supplies the joint objective through ``pair_loss_weights(**terms)``
+    (its configurable loss weights, refusing unknown names) and ``pair_loss(up, hr,
+    weights) -> (loss, {term: value})``.
+    """
+
+    color: ClassVar[Color] = "rgb"
+
+    def __init__(self, down: ResamplingModel, up: ResamplingModel) -> None:
+        super().__init__()
+        self.down, self.up = down, up
+
+    def loss(self, hr: torch.Tensor, weights: object) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.down.pair_loss(self.up, hr, weights)  # type: ignore[operator]
+
+    @torch.no_grad()
+    def round_trip(self, hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(thumbnail, restored)``: the thumbnail rounded to 8 bits as a stored file is."""
+        lr = torch.floor(self.down(hr, scale).clamp(0, 1) * 255.0 + 0.5) / 255.0
+        return lr, self.up(lr, scale)

@@ -221,6 +221,17 @@ class CARDownscaler(ResamplingModel):
             parts.append(adaptive_resample(x, kernels, offsets_x, offsets_y, self.scale, row_start=r))
         return torch.cat(parts, dim=2).clamp_(0, 1)
 
+    def pair_loss_weights(self, **terms: float) -> "CARLossWeights":
+        """The joint loss's weights (``resizer train car --loss-weight offset=0.001``); unknown names refused."""
+        return CARLossWeights(**terms)
+
+    def pair_loss(self, up: "CARUpscaler", hr: torch.Tensor,
+                  weights: "CARLossWeights") -> tuple[torch.Tensor, dict[str, float]]:
+        return car_joint_loss(self, up, hr, weights)
+
+    def output_size(self, h: int, w: int, scale: float) -> tuple[int, int]:
+        return downscaled_size(h, w, self.scale)
+
     def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
         """``(N, 3, H, W)`` HR in [0, 1] -> ``(N, 3, round(H / s), round(W / s))`` LR in [0, 1]."""
         if scale != self.scale:

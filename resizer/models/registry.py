@@ -118,3 +118,13 @@ def list_architectures(family: str | None = None) -> list[Architecture]:
 def create_model(arch: str, config: dict[str, Any] | None = None) -> "nn.Module":
     """Build ``arch`` with its default config updated by ``config`` (random weights)."""
     return get_architecture(arch).build(config)
+
+
+def pair_architectures(family: str) -> tuple[Architecture, Architecture] | None:
+    """``(down, up)`` of a family trained as a pair (e.g. ``car``), else ``None``."""
+    archs = list_architectures(family.strip().lower())
+    downs = [a for a in archs if a.task == "down"]
+    ups = [a for a in archs if a.task == "up"]
+    if len(downs) == 1 and len(ups) == 1:
+        return downs[0], ups[0]
+    return None

@@ -1,0 +1,76 @@
+"""Pairing metadata: how a learned thumbnail says which upscaler restores it, and to what size.
+
+A paired downscaler (CAR, DSN) writes these keys into the thumbnail's metadata
+(``Metadata.text``: a PNG text chunk, XMP in JPEG and WebP; kept under ``--strip``):
+
+- ``resizer:method``   the family (``car``), whose upscaler is the thumbnail's partner
+- ``resizer:model``    the manifest entry of the downscaler that made it (``car-x4-down``)
+- ``resizer:version``  the resizer version that wrote it
+- ``resizer:scale``    the integer factor
+- ``resizer:original_size``  ``WIDTHxHEIGHT`` of the image before downscaling
+
+``resizer up`` without ``--method`` reads them (:func:`read_pairing`) and restores the
+original size with the paired upscaler. This is the one pairing mechanism: every paired
+family uses it, and codecs (``resizer encode``) carry the same keys.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .errors import ResizerError
+
+__all__ = ["Pairing", "read_pairing", "PAIRING_KEYS"]
+
+PAIRING_KEYS = ("resizer:method", "resizer:model", "resizer:version", "resizer:scale", "resizer:original_size")
+_SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """What a paired thumbnail records about its making."""
+
+    method: str
+    model: str
+    version: str
+    scale: float
+    original_size: tuple[int, int]  # (width, height)
+
+    def to_text(self) -> dict[str, str]:
+        """The ``Metadata.text`` entries."""
+        scale = str(int(self.scale)) if float(self.scale).is_integer() else f"{self.scale:g}"
+        return {
+            "resizer:method": self.method,
+            "resizer:model": self.model,
+            "resizer:version": self.version,
+            "resizer:scale": scale,
+            "resizer:original_size": f"{self.original_size[0]}x{self.original_size[1]}",
+        }
+
+    def fits(self, size: tuple[int, int]) -> bool:
+        """True if a ``size`` (width, height) image can be this pairing's thumbnail (not resized since)."""
+        expected = tuple(max(1, math.floor(side / self.scale + 0.5)) for side in self.original_size)
+        return tuple(size) == expected
+
+
+def read_pairing(text: dict[str, str], name: str = "image") -> Pairing | None:
+    """The pairing recorded in ``text`` (``Metadata.text``), or ``None`` if it has none.
+
+    A thumbnail that has some keys but malformed values is an error naming ``name``: it
+    was made by resizer, and guessing would restore it wrongly.
+    """
+    method = text.get("resizer:method", "").strip().lower()
+    if not method:
+        return None
+    try:
+        scale = float(text["resizer:scale"])
+        match = _SIZE.match(text["resizer:original_size"])
+        if match is None or not (math.isfinite(scale) and scale > 1):
+            raise ValueError
+        size = (int(match.group(1)), int(match.group(2)))
+    except (KeyError, ValueError):
+        raise ResizerError(f"{name}: its resizer pairing metadata is incomplete or malformed "
+                           f"(method {method!r}); give --method and --scale explicitly") from None
+    return Pairing(method, text.get("resizer:model", ""), text.get("resizer:version", ""), scale, size)
