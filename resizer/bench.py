@@ -63,6 +63,12 @@ class BenchRow:
     vs_edsr: float | None = None  # speed / EDSR-baseline's at the same scale
     tile: int | None = None
     note: str = ""
+    direction: str = "up"
+
+    @property
+    def in_mp_per_s(self) -> float:
+        """Input megapixels per second (the rate that matters for a downscaler)."""
+        return self.input_size[0] * self.input_size[1] / 1e6 / self.seconds
 
 
 @dataclass
@@ -81,7 +87,7 @@ class BenchReport:
     def to_json_lines(self) -> list[str]:
         head = {k: v for k, v in asdict(self).items() if k not in ("rows", "memory_checks", "tiling_checks")}
         lines = [json.dumps({"record": "machine", **head})]
-        lines += [json.dumps({"record": "speed", **asdict(r)}) for r in self.rows]
+        lines += [json.dumps({"record": "speed", **asdict(r), "in_mp_per_s": r.in_mp_per_s}) for r in self.rows]
         lines += [json.dumps({"record": "memory", **c}) for c in self.memory_checks]
         lines += [json.dumps({"record": "tiling", **c}) for c in self.tiling_checks]
         return lines
@@ -201,7 +207,52 @@ def _build(method: str, scale: float):
 
     if method in REFERENCE_MODELS:
         return build_reference(method, scale)
-    return create_model(learned_families()[method])
+    arch = learned_families()[method]
+    return create_model(arch, _scale_config(arch, scale))
+
+
+def _scale_config(arch: str, scale: float) -> dict:
+    """Networks built for one integer scale (CAR) get it; the others take the scale at run time."""
+    from .models import get_architecture
+
+    if "scale" in get_architecture(arch).default_config and float(scale).is_integer():
+        return {"scale": int(scale)}
+    return {}
+
+
+def _measure_down(family: str, scale: float, megapixels: float, device, tile: int | None) -> list[BenchRow]:
+    """A paired family's downscaler beside Pillow's bicubic downscale of the same image; ``[]`` if none.
+
+    Rates here are in *input* megapixels per second (``in_mp_per_s``); ``vs_pillow`` compares them.
+    """
+    from PIL import Image
+
+    from .engine import default_tile
+    from .image_io import Picture
+    from .learned import downscale_picture
+    from .models import pair_architectures
+
+    pair = pair_architectures(family)
+    if pair is None or not float(scale).is_integer():
+        return []
+    model = pair[0].build(_scale_config(pair[0].name, scale))
+    if not model.supports_scale(scale):
+        return []
+    pixels = bench_picture(megapixels)
+    height, width = pixels.shape[:2]
+    out_h, out_w = model.output_size(height, width, int(scale))
+    image = Image.fromarray(pixels)
+    p_seconds, p_runs, p_peak = _timed(lambda: image.resize((out_w, out_h), Image.Resampling.BICUBIC), "cpu")
+    picture = Picture(pixels)
+    downscale_picture(model, Picture(pixels[:64, :64].copy()), int(scale), tile=tile, device=device)  # warm-up
+    seconds, runs, peak = _timed(lambda: downscale_picture(model, picture, int(scale), tile=tile, device=device),
+                                 device.type)
+    pillow = BenchRow(PILLOW, "classical", scale, "cpu", (width, height), (out_w, out_h), p_seconds, p_runs,
+                      out_w * out_h / 1e6 / p_seconds, p_peak, vs_pillow=1.0, direction="down")
+    learned = BenchRow(family, "learned", scale, str(device), (width, height), (out_w, out_h), seconds, runs,
+                       out_w * out_h / 1e6 / seconds, peak, vs_pillow=p_seconds / seconds,
+                       tile=tile if tile is not None else default_tile(device), direction="down")
+    return [pillow, learned]
 
 
 def _measure(method: str, scale: float, megapixels: float, device, tile: int | None) -> BenchRow | None:
@@ -314,6 +365,11 @@ def run_bench(
             report.rows.append(row)
             if on_row:
                 on_row(row)
+        for name in order:  # paired families: their downscaler too
+            for row in (_measure_down(name, scale, megapixels, dev, tile) if name in learned_families() else []):
+                report.rows.append(row)
+                if on_row:
+                    on_row(row)
 
     if checks:  # the engine's promises are about x2; networks that cannot do x2 are left out
         families = [m for m in dict.fromkeys(wanted) if m in learned_families() and _build(m, 2.0).supports_scale(2.0)]
@@ -396,16 +452,17 @@ def format_report(report: BenchReport) -> str:
     lines = [
         f"device {report.device}, {report.threads} threads, torch {report.torch}, {report.cpu}"
         + (f", load average {report.load_average[0]:.1f}" if report.load_average else ""),
-        "speed in output megapixels per second; x-ratios measured in this run; memory = peak RSS above the start",
+        "speed in megapixels per second (output, and input for downscalers); x-ratios measured in this run; "
+        "memory = peak RSS above the start",
         "",
-        f"{'method':<16} {'scale':>5} {'input':>10} {'output':>10} {'seconds':>8} {'out MP/s':>9} "
-        f"{'vs pillow':>10} {'vs EDSR':>8} {'peak MB':>8}  note",
+        f"{'method':<16} {'dir':<4} {'scale':>5} {'input':>10} {'output':>10} {'seconds':>8} {'out MP/s':>9} "
+        f"{'in MP/s':>8} {'vs pillow':>10} {'vs EDSR':>8} {'peak MB':>8}  note",
     ]
     for r in report.rows:
         lines.append(
-            f"{r.method:<16} {r.scale:>5g} {r.input_size[0]:>4}x{r.input_size[1]:<5} {r.output_size[0]:>4}x{r.output_size[1]:<5} "
-            f"{r.seconds:>8.4g} {r.out_mp_per_s:>9.4g} {_ratio(r.vs_pillow):>10} {_ratio(r.vs_edsr):>8} "
-            f"{r.peak_mb:>8.0f}  {r.note}".rstrip()
+            f"{r.method:<16} {r.direction:<4} {r.scale:>5g} {r.input_size[0]:>4}x{r.input_size[1]:<5} "
+            f"{r.output_size[0]:>4}x{r.output_size[1]:<5} {r.seconds:>8.4g} {r.out_mp_per_s:>9.4g} "
+            f"{r.in_mp_per_s:>8.4g} {_ratio(r.vs_pillow):>10} {_ratio(r.vs_edsr):>8} {r.peak_mb:>8.0f}  {r.note}".rstrip()
         )
     if report.memory_checks or report.tiling_checks:
         lines.append("")
