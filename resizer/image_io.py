@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import re
 import stat
@@ -162,6 +163,8 @@ _WRITE_FORMATS: dict[str, str] = {
 }
 if features.check("avif"):
     _WRITE_FORMATS["avif"] = "AVIF"
+if features.check("jpg_2000"):
+    _WRITE_FORMATS.update({"jp2": "JPEG2000", "j2k": "JPEG2000"})
 WRITE_FORMATS: frozenset[str] = frozenset(_WRITE_FORMATS)  # names accepted by ``format=`` / suffixes
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -645,6 +648,8 @@ def _read_metadata(image: Image.Image, icc: bytes | None, orientation: int, sour
         metadata.dpi = (float(dpi[0]), float(dpi[1]))
     metadata.exif = _read_exif(image, orientation)
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    if not xmp and source_format == "JPEG2000" and b"<x:xmpmeta" in bytes(info.get("comment") or b""):
+        xmp = info["comment"]  # resizer writes its XMP packet into the codestream comment
     if xmp:
         xmp = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
         if orientation != 1:
@@ -866,9 +871,28 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
         default_quality = {"JPEG": JPEG_QUALITY, "WEBP": WEBP_QUALITY, "AVIF": AVIF_QUALITY}.get(fmt)
         if default_quality is not None:
             params["quality"] = quality if quality is not None else default_quality
+    if fmt == "JPEG2000":
+        # Pillow writes no XMP box for JPEG 2000: the packet (resizer's keys included) goes in the
+        # codestream comment, where ``_read_metadata`` looks for it.
+        packet = _xmp_with_text(xmp, meta.text)
+        if packet:
+            params["comment"] = packet
+        params.update(_jpeg2000_quality(quality if quality is not None else JPEG_QUALITY))
     if dpi and fmt in ("JPEG", "TIFF", "BMP"):
         params["dpi"] = tuple(round(v) for v in dpi) if fmt == "JPEG" else dpi
     return params
+
+
+def _jpeg2000_quality(quality: int) -> dict[str, Any]:
+    """Quality 1..100 as a JPEG 2000 compression ratio of ``80 * exp(-0.026 Q)``; 100 is lossless.
+
+    The curve follows JPEG's bits per pixel on photographs at the same quality (about 0.5
+    bpp at 20, 1.1 at 50 and 3.5 at 95), so ``--quality`` means roughly the same size in
+    both codecs.
+    """
+    if quality >= 100:
+        return {"irreversible": False}
+    return {"irreversible": True, "quality_mode": "rates", "quality_layers": [80.0 * math.exp(-0.026 * quality)]}
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -55,11 +55,11 @@ class Pairing:
         return tuple(size) == expected
 
 
-def read_pairing(text: dict[str, str], name: str = "image") -> Pairing | None:
+def read_pairing(text: dict[str, str], name: str | None = None) -> Pairing | None:
     """The pairing recorded in ``text`` (``Metadata.text``), or ``None`` if it has none.
 
-    A thumbnail that has some keys but malformed values is an error naming ``name``: it
-    was made by resizer, and guessing would restore it wrongly.
+    A thumbnail that has some keys but malformed values is an error (naming ``name``, if
+    given): it was made by resizer, and guessing would restore it wrongly.
     """
     method = text.get("resizer:method", "").strip().lower()
     if not method:
@@ -71,6 +71,7 @@ def read_pairing(text: dict[str, str], name: str = "image") -> Pairing | None:
             raise ValueError
         size = (int(match.group(1)), int(match.group(2)))
     except (KeyError, ValueError):
-        raise ResizerError(f"{name}: its resizer pairing metadata is incomplete or malformed "
+        where = f"{name}: " if name else ""
+        raise ResizerError(f"{where}resizer pairing metadata is incomplete or malformed "
                            f"(method {method!r}); give --method and --scale explicitly") from None
     return Pairing(method, text.get("resizer:model", ""), text.get("resizer:version", ""), scale, size)

@@ -150,6 +150,8 @@ class BatchSettings:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     jobs: int | None = None  # None: all cores for methods that allow it
     run: RunOptions = field(default_factory=RunOptions)
+    tag: str | None = None  # default output names' tag (``photo_<tag>.png``); None: from the size
+    require_pairing: bool = False  # ``up`` only of paired thumbnails (``resizer decode``)
 
 
 # --------------------------------------------------------------------------- planning
@@ -185,7 +187,7 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     if list(inputs).count(STDIO) > 1:
         raise UsageError("standard input ('-') can be given only once")
     out = settings.output
-    tag = settings.size.tag(settings.direction)
+    tag = settings.tag or settings.size.tag(settings.direction)
     paths = [Path(i) for i in inputs if i != STDIO]
     many = len(inputs) > 1 or any(p.is_dir() for p in paths)
     out_dir: Path | None = None
@@ -248,8 +250,8 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
 # --------------------------------------------------------------------------- resizing
 
 
-def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec,
-                requested: str | None = None) -> tuple[Method, ResizeRequest]:
+def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
+                require_pairing: bool = False) -> tuple[Method, ResizeRequest]:
     """The method and request for one picture.
 
     ``up`` of a paired thumbnail (pairing metadata, :mod:`resizer.pairing`, and the size
@@ -264,6 +266,12 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec,
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
             method = get_method(pairing.method)
             return method, ResizeRequest("up", pairing.original_size, pairing.scale)
+        if require_pairing:
+            reason = "no resizer pairing metadata" if pairing is None else (
+                f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
+                f"of {pairing.original_size[0]}x{pairing.original_size[1]})")
+            raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn'; "
+                               "enlarge ordinary images with 'resizer up --scale S'")
     if spec.empty:
         raise UsageError("give one of --scale, --width or --height (only thumbnails made by a paired method, "
                          "such as 'down --method car', know their original size)")
@@ -272,9 +280,9 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec,
 
 
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
-                   run: RunOptions | None = None) -> tuple[Picture, Method]:
+                   run: RunOptions | None = None, require_pairing: bool = False) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point."""
-    chosen, request = plan_resize(picture, direction, spec, method)
+    chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
     chosen.validate(request, run)
     return chosen.resize(picture, request, run or RunOptions()), chosen
 
@@ -311,7 +319,8 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         result.input_size = (picture.width, picture.height)
         if picture.metadata.frames > 1:
             result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
-        resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run)
+        resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run,
+                                         settings.require_pairing)
         result.method = method.name
         result.output_size = (resized.width, resized.height)
         fmt = _format_for(job, settings, picture)

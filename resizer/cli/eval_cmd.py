@@ -19,6 +19,8 @@ ScalesOpt = Annotated[str, typer.Option("--scale", "-s", help="Comma-separated s
                                         show_default=False)]
 DownOpt = Annotated[str, typer.Option("--down", help="Method that makes the LR images (see 'resizer methods').")]
 UpOpt = Annotated[str, typer.Option("--up", help="Method that brings them back to the HR size.")]
+CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="Rate-distortion mode: jpeg, webp, avif or jpeg2000.")]
+QualitiesOpt = Annotated[str, typer.Option("--quality", help="Codec qualities, comma-separated (with --codec).")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", help="Write the LR and SR images under DIR/<dataset>/x<scale>/.",
                                                  metavar="DIR")]
 
@@ -41,6 +43,8 @@ def eval_command(
     down: DownOpt = "matlab-bicubic",
     up: UpOpt = "matlab-bicubic",
     save: SaveOpt = None,
+    codec: CodecOpt = None,
+    quality: QualitiesOpt = "20,40,60,80,95",
     device: DeviceOpt = "auto",
     tile: TileOpt = None,
     precision: PrecisionOpt = "fp32",
@@ -54,6 +58,9 @@ def eval_command(
 
     scales = parse_scales(scale)
     options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
+    if codec is not None:
+        _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug)
+        return
     console = stderr_console()
     show_progress = not quiet and console.is_terminal
 
@@ -114,5 +121,39 @@ def _print_table(results: list) -> None:
         table.add_row(*row, str(len(r.images)), f"{r.seconds:.1f}")
     console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     if not console.is_terminal:  # a pipe or file: never truncate to 80 columns
+        console = Console(no_color=True, highlight=False, width=200)
+    console.print(table)
+
+
+def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug) -> None:
+    """``--codec``: the codec alone, MATLAB bicubic around it, and the learned pair around it."""
+    from ..codec import DEFAULT_PAIR, rate_distortion
+
+    if len(scales) != 1:
+        fail_usage("--codec takes one --scale")
+    pair = DEFAULT_PAIR if down == "matlab-bicubic" else down
+    if up not in ("matlab-bicubic", pair):
+        fail_usage(f"--codec compares a down/up pair: give --down {pair} (and --up {pair} or no --up)")
+    try:
+        qualities = [int(q) for q in quality.split(",")]
+    except ValueError:
+        fail_usage(f"invalid --quality '{quality}': give comma-separated integers such as 20,40,60")
+    points = run_api(lambda: rate_distortion(datasets, scales[0], codec, qualities, pair, options), debug=debug)
+    if as_json:
+        for point in points:
+            print(json.dumps(point.to_json()), flush=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for name in ("dataset", "pipeline", "codec", "quality", "bpp", "PSNR", "SSIM", "gain"):
+        table.add_column(name, justify="left" if name in ("dataset", "pipeline", "codec") else "right", no_wrap=True)
+    for p in points:
+        label = "codec only" if p.pipeline == "plain" else f"{p.pipeline} x{p.scale:g} + codec"
+        table.add_row(p.dataset, label, p.codec, str(p.quality), f"{p.bpp:.3f}", f"{p.psnr:.2f}", f"{p.ssim:.4f}",
+                      "" if p.gain is None else f"{p.gain:+.2f}")
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not console.is_terminal:
         console = Console(no_color=True, highlight=False, width=200)
     console.print(table)

@@ -62,16 +62,29 @@ def _report(results_json: bool, quiet: bool):
 
 def _run(direction: str, inputs: list[str], *, scale, width, height, method, output, fmt, quality, overwrite,
          skip_existing, strip, max_pixels, jobs, device, tile, precision, weights, as_json, quiet, debug) -> None:
-    try:
-        settings = BatchSettings(
+    def settings() -> BatchSettings:
+        made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
             size=SizeSpec(scale=scale, width=width, height=height),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, jobs=jobs,
             run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
         )
-        if settings.size.empty and direction == "down":
+        if made.size.empty and direction == "down":
             raise UsageError("give one of --scale, --width or --height")
+        return made
+
+    execute_batch(settings, inputs, as_json=as_json, quiet=quiet, debug=debug)
+
+
+def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: bool, debug: bool) -> None:
+    """Build the settings, run the batch with its reporting, and exit with the batch's status.
+
+    ``make_settings()`` runs inside the error handling, so a bad option is a one-line
+    usage error like any other. Shared by ``down``/``up`` and ``encode``/``decode``.
+    """
+    try:
+        settings = make_settings()
         report = _report(as_json, quiet)
         console = stderr_console()
         show_progress = not quiet and not as_json and console.is_terminal and (len(inputs) > 1 or _has_folder(inputs))
@@ -111,7 +124,7 @@ def _run_with_progress(inputs, settings, report, console):
     total = len(plan_jobs(inputs, settings)[0])
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task(f"resizing {settings.direction}", total=total)
+        task = progress.add_task(f"resizing {settings.tag or settings.direction}", total=total)
 
         def on_result(result: FileResult) -> None:
             report(result)

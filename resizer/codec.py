@@ -1,0 +1,184 @@
+"""Learned resampling around image codecs: ``resizer encode`` / ``resizer decode`` and rate-distortion.
+
+``encode`` is a paired downscale (DSN by default) written in an ordinary codec (JPEG, WebP,
+AVIF, JPEG 2000) with the pairing metadata of :mod:`resizer.pairing`; ``decode`` reads it
+and restores the original size with the paired upscaler. Both are batches of the
+pipeline (:mod:`resizer.pipeline`), so files, folders, ``--json`` and the safety rules
+are those of ``down``/``up``.
+
+:func:`rate_distortion` measures what that buys: bits per pixel of the original and PSNR/
+SSIM on luma (the benchmark protocol's crop and shave) for the plain codec, for MATLAB
+bicubic around it, and for the learned pair around it, at each quality; the gain of a
+pipeline is its PSNR minus the plain codec's PSNR interpolated at the same bits per pixel.
+The bytes counted are the whole file as ``encode`` writes it, metadata included.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UsageError
+from .image_io import Picture, encode_picture, load_picture
+from .methods import ResizeRequest, RunOptions, get_method
+from .pipeline import BatchSettings, SizeSpec
+
+__all__ = ["CODECS", "RatePoint", "codec_format", "decode_settings", "encode_settings", "gain_at_equal_rate",
+           "rate_distortion"]
+
+# codec name -> the output format key of resizer.image_io
+CODECS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "jpeg2000": "jp2"}
+DEFAULT_CODEC = "jpeg"
+DEFAULT_PAIR = "dsn"
+PLAIN, BICUBIC = "plain", "bicubic"
+
+
+def codec_format(codec: str) -> str:
+    """The image format for ``codec``; ``UsageError`` for unknown codecs or ones this Pillow cannot write."""
+    from .image_io import WRITE_FORMATS
+
+    key = (codec or "").strip().lower()
+    if key not in CODECS:
+        raise UsageError(f"unknown codec '{codec}' (known: {', '.join(CODECS)})")
+    if CODECS[key] not in WRITE_FORMATS:
+        raise UsageError(f"codec '{key}' is not available in this Pillow build")
+    return CODECS[key]
+
+
+def encode_settings(scale: float, codec: str = DEFAULT_CODEC, quality: int | None = None, *,
+                    method: str = DEFAULT_PAIR, **batch: Any) -> BatchSettings:
+    """``resizer encode``: a paired ``down`` at ``scale`` written in ``codec``; outputs tagged ``enc<S>``."""
+    if not float(scale).is_integer():
+        raise UsageError(f"--scale must be an integer for encode (the learned pairs are x2, x3, x4), not {scale:g}")
+    return BatchSettings(direction="down", size=SizeSpec(scale=scale), method=method, format=codec_format(codec),
+                         quality=quality, tag=f"enc{scale:g}", **batch)
+
+
+def decode_settings(format: str | None = None, **batch: Any) -> BatchSettings:
+    """``resizer decode``: ``up`` of files made by ``encode`` (pairing metadata required) to their original size.
+
+    Default output names are tagged ``dec`` and, unless ``format`` or an output file name
+    says otherwise, written as PNG (a lossless result; re-encoding would add artefacts).
+    """
+    output = batch.get("output")
+    if format is None and (output is None or output.endswith(("/", "\\")) or Path(output).is_dir()):
+        format = "png"
+    return BatchSettings(direction="up", size=SizeSpec(), method=None, format=format, tag="dec",
+                         require_pairing=True, **batch)
+
+
+# --------------------------------------------------------------------------- rate-distortion
+
+
+@dataclass
+class RatePoint:
+    """One pipeline at one quality on one dataset: means over its images."""
+
+    dataset: str
+    pipeline: str  # "plain", "bicubic" or the learned pair's name
+    codec: str
+    quality: int
+    scale: float
+    bpp: float  # bits per pixel of the (cropped) original
+    psnr: float
+    ssim: float
+    images: int
+    gain: float | None = None  # PSNR minus the plain codec's at the same bpp (None outside its range)
+    seconds: float = 0.0
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "pipeline": self.pipeline, "codec": self.codec, "quality": self.quality,
+                "scale": self.scale, "bpp": round(self.bpp, 5), "psnr": round(self.psnr, 4),
+                "ssim": round(self.ssim, 5), "gain": None if self.gain is None else round(self.gain, 4),
+                "images": self.images, "seconds": round(self.seconds, 3), "per_image": self.per_image}
+
+
+def gain_at_equal_rate(reference: Sequence[RatePoint], point: RatePoint) -> float | None:
+    """``point.psnr`` minus the ``reference`` curve's PSNR linearly interpolated at ``point.bpp``.
+
+    ``None`` when ``point.bpp`` lies outside the reference's range (no extrapolation).
+    """
+    curve = sorted((p.bpp, p.psnr) for p in reference)
+    if len(curve) < 2 or not curve[0][0] <= point.bpp <= curve[-1][0]:
+        return None
+    bpps, psnrs = zip(*curve)
+    return point.psnr - float(np.interp(point.bpp, bpps, psnrs))
+
+
+def _codec_round_trip(picture: Picture, fmt: str, quality: int) -> tuple[Picture, int]:
+    data = encode_picture(picture, fmt, quality=quality)
+    return load_picture(data), len(data)
+
+
+def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT_CODEC,
+                    qualities: Sequence[int] = (20, 40, 60, 80, 95), pair: str = DEFAULT_PAIR,
+                    options: RunOptions = RunOptions(),
+                    progress: Callable[[int, int, str], None] | None = None) -> list[RatePoint]:
+    """Rate-distortion points of the plain codec, bicubic + codec and ``pair`` + codec (see the module docstring)."""
+    from .evaluation import _read, list_dataset, protocol_sizes
+    from .metrics import luma, psnr, shave, ssim
+
+    fmt = codec_format(codec)
+    qualities = [int(q) for q in qualities]
+    if not qualities or any(not 1 <= q <= 100 for q in qualities):
+        raise UsageError("--quality takes values from 1 to 100")
+    if not (math.isfinite(scale) and float(scale).is_integer() and scale > 1):
+        raise UsageError(f"codec evaluation runs at an integer scale > 1, not {scale:g}")
+    learned, baseline = get_method(pair), get_method("matlab-bicubic")
+    if not {"down", "up"} <= learned.directions:
+        raise UsageError(f"method '{pair}' is not a down/up pair")
+    learned.validate(ResizeRequest("down", (64, 64), scale), options)
+    learned.validate(ResizeRequest("up", (128, 128), scale), options)
+    listings = [(Path(d), list_dataset(Path(d))) for d in datasets]
+    if not listings:
+        raise UsageError("give at least one dataset folder")
+    total = sum(len(files) for _, files in listings) * len(qualities)
+    done = 0
+    points: list[RatePoint] = []
+    border = math.ceil(scale)
+    for folder, files in listings:
+        dataset = folder.resolve().name
+        rows: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+        started = time.perf_counter()
+        for path in files:
+            full = _read(path)
+            (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(full.width, full.height, scale)
+            hr = Picture(np.ascontiguousarray(full.pixels[:hr_h, :hr_w]))
+            reference = shave(luma(hr.pixels), border)
+            down_request, up_request = ResizeRequest("down", (lr_w, lr_h), scale), ResizeRequest("up", (hr_w, hr_h), scale)
+            # The learned thumbnail carries its pairing metadata, as 'resizer encode' stores it.
+            thumbs = {name: method.resize(hr, down_request, options)
+                      for name, method in ((pair, learned), (BICUBIC, baseline))}
+            for quality in qualities:
+                decoded, size = _codec_round_trip(hr, fmt, quality)
+                outputs = {PLAIN: (decoded, size)}
+                for name, method in ((pair, learned), (BICUBIC, baseline)):
+                    small, size = _codec_round_trip(thumbs[name], fmt, quality)
+                    outputs[name] = (method.resize(small, up_request, options), size)
+                for name, (picture, size) in outputs.items():
+                    result = shave(luma(picture.pixels), border)
+                    rows.setdefault((name, quality), []).append(
+                        (8.0 * size / (hr_w * hr_h), psnr(reference, result), ssim(reference, result)))
+                done += 1
+                if progress is not None:
+                    progress(done, total, f"{dataset} q{quality} {path.name}")
+        seconds = time.perf_counter() - started
+        for (name, quality), values in rows.items():
+            bpp, p, s = (float(np.mean(column)) for column in zip(*values))
+            points.append(RatePoint(dataset, name, codec, quality, float(scale), bpp, p, s, len(values),
+                                    seconds=seconds / len(rows),
+                                    per_image=[{"name": f.name, "bpp": round(v[0], 5), "psnr": round(v[1], 4)}
+                                               for f, v in zip(files, values)]))
+    for dataset in dict.fromkeys(p.dataset for p in points):
+        plain = [p for p in points if p.dataset == dataset and p.pipeline == PLAIN]
+        for point in points:
+            if point.dataset == dataset and point.pipeline != PLAIN:
+                point.gain = gain_at_equal_rate(plain, point)
+    order = {PLAIN: 0, BICUBIC: 1}
+    return sorted(points, key=lambda p: (p.dataset, order.get(p.pipeline, 2), p.quality))

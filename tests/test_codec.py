@@ -1,0 +1,130 @@
+"""``resizer encode`` / ``decode`` and the rate-distortion evaluation, with a tiny trained DSN pair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from resizer.cli import app
+from resizer.codec import CODECS, RatePoint, gain_at_equal_rate, rate_distortion
+from resizer.errors import UsageError
+from resizer.image_io import Metadata, Picture, load_picture, save_picture
+from resizer.pairing import read_pairing
+from resizer.training import TrainConfig, train
+from resizer.weights import clear_model_cache
+
+from .conftest import synthetic_photo
+
+TINY = {"down": {"feats": 8}, "up": {"feats": 8, "growth": 4, "layers": 2, "blocks": 1}}
+
+
+@pytest.fixture(scope="module")
+def dsn_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dsn")
+    data = root / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(synthetic_photo(64, 80, seed=i)).save(data / f"{i}.png")
+    manifest = root / "weights" / "manifest.json"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=2, batch=2, patch=32, model_config=TINY,
+                          out=str(root / "run"), export="dsn-x2", manifest=str(manifest), bench=(str(data),),
+                          device="cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    return manifest
+
+
+@pytest.fixture()
+def use_dsn(dsn_manifest: Path, monkeypatch: pytest.MonkeyPatch, single_torch_thread) -> Path:
+    monkeypatch.setenv("RESIZER_MANIFEST", str(dsn_manifest))
+    clear_model_cache()
+    return dsn_manifest
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_encode_decode_round_trip_restores_the_exact_size(use_dsn: Path, tmp_path: Path, codec: str) -> None:
+    src = tmp_path / "photo.png"
+    Image.fromarray(synthetic_photo(61, 75)).save(src)
+    encoded = run("encode", str(src), "--codec", codec, "--quality", "60", "--json")
+    assert encoded.exit_code == 0, encoded.output
+    record = json.loads(encoded.output)
+    out = Path(record["output"])
+    assert out.name == f"photo_enc2.{CODECS[codec]}" and out.is_file()
+    thumb = load_picture(out)
+    assert (thumb.width, thumb.height) == (38, 31)
+    pairing = read_pairing(thumb.metadata.text)
+    assert (pairing.method, pairing.scale, pairing.original_size) == ("dsn", 2.0, (75, 61))
+    decoded = run("decode", str(out), "--json")
+    assert decoded.exit_code == 0, decoded.output
+    restored = Path(json.loads(decoded.output)["output"])
+    assert restored.name == "photo_enc2_dec.png"
+    with Image.open(restored) as im:
+        assert im.size == (75, 61)
+        error = np.abs(np.asarray(im.convert("RGB")).astype(int) - synthetic_photo(61, 75).astype(int)).mean()
+    assert error < 40  # a real image came back, not noise
+
+
+def test_decode_refuses_files_without_pairing_metadata(use_dsn: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.jpg"
+    Image.fromarray(synthetic_photo(30, 40)).save(plain)
+    result = run("decode", str(plain), "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1
+    assert "plain.jpg" in result.output and "no resizer pairing metadata" in result.output
+    assert "resizer up --scale" in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_encode_needs_an_integer_scale_and_a_known_codec(use_dsn: Path, tmp_path: Path) -> None:
+    src = tmp_path / "photo.png"
+    Image.fromarray(synthetic_photo(30, 40)).save(src)
+    assert run("encode", str(src), "--scale", "2.5").exit_code == 2
+    bad = run("encode", str(src), "--codec", "gif")
+    assert bad.exit_code == 2 and "known: jpeg, webp, avif, jpeg2000" in bad.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_jpeg2000_keeps_resizer_metadata(tmp_path: Path) -> None:
+    picture = Picture(synthetic_photo(32, 32), Metadata(text={"resizer:method": "dsn", "resizer:scale": "2"}))
+    save_picture(picture, tmp_path / "a.jp2", quality=50)
+    assert load_picture(tmp_path / "a.jp2").metadata.text == {"resizer:method": "dsn", "resizer:scale": "2"}
+    save_picture(picture, tmp_path / "b.jp2", quality=100)  # lossless
+    assert np.array_equal(load_picture(tmp_path / "b.jp2").pixels, picture.pixels)
+
+
+def test_gain_is_interpolated_on_the_plain_curve() -> None:
+    plain = [RatePoint("d", "plain", "jpeg", q, 2, bpp, p, 0.9, 1) for q, bpp, p in ((20, 0.4, 28.0), (60, 0.8, 32.0))]
+    assert gain_at_equal_rate(plain, RatePoint("d", "dsn", "jpeg", 20, 2, 0.5, 31.0, 0.9, 1)) == pytest.approx(2.0)
+    assert gain_at_equal_rate(plain, RatePoint("d", "dsn", "jpeg", 20, 2, 0.3, 31.0, 0.9, 1)) is None
+
+
+def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    for i in range(2):
+        Image.fromarray(synthetic_photo(48, 52, seed=5 + i)).save(bench / f"{i}.png")
+    points = rate_distortion([bench], 2, "jpeg", (30, 90), "dsn")
+    by = {(p.pipeline, p.quality): p for p in points}
+    assert set(by) == {(n, q) for n in ("plain", "bicubic", "dsn") for q in (30, 90)}
+    for name in ("plain", "bicubic", "dsn"):
+        assert by[(name, 90)].bpp > by[(name, 30)].bpp  # higher quality costs more bits
+    assert by[("plain", 30)].bpp > by[("bicubic", 30)].bpp  # a quarter of the pixels costs fewer
+    assert by[("plain", 90)].psnr > by[("plain", 30)].psnr
+    assert all(p.gain is None for p in points if p.pipeline == "plain")
+    with pytest.raises(UsageError):
+        rate_distortion([bench], 2.5, "jpeg", (30,), "dsn")
+    table = run("eval", str(bench), "--scale", "2", "--codec", "webp", "--quality", "50")
+    assert table.exit_code == 0, table.output
+    assert "codec only" in table.output and "dsn x2 + codec" in table.output
