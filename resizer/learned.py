@@ -70,8 +70,28 @@ class LearnedMethod(Method):
         model, _entry = load_model(self.family, request.scale, weights=options.weights, device=str(device),
                                    task=request.direction)
         width, height = request.size
+        if options.kernels:
+            _draw_kernels(model, picture, options.kernels, self.name)
         return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile, device=device,
                                precision=options.precision)
+
+    @property
+    def draws_kernels(self) -> bool:
+        """True if this family's networks can picture their kernels (``--kernels``)."""
+        return any(hasattr(arch.builder, "kernel_image") for arch in list_architectures(self.family))
+
+
+def _draw_kernels(model: ResamplingModel, picture: Picture, path: str, family: str) -> None:
+    """Save ``model.kernel_image`` of ``picture``'s luma (grey as it is) as a PNG at ``path``."""
+    from .image_io import save_picture
+
+    draw = getattr(model, "kernel_image", None)
+    if draw is None:
+        raise UsageError(f"--kernels: method '{family}' does not predict interpolation kernels (dair does)")
+    x = pixels_to_tensor(picture.pixels)
+    colour = x[:, :-1] if x.shape[1] in (2, 4) else x
+    luma = rgb_to_ycbcr(colour)[:, :1] if colour.shape[1] == 3 else colour
+    save_picture(Picture(draw(luma)[:, :, None]), path, format="png", overwrite=True)
 
 
 def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:

@@ -46,6 +46,7 @@ class RunOptions:
     tile: int | None = None  # None: the engine's default; 0: whole image
     precision: str = "fp32"
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
+    kernels: str | None = None  # write a picture of the predicted kernels here (models that draw them: dair)
 
 
 class Method(ABC):

@@ -736,6 +736,9 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
                          f"('resizer train {arch.family}')")
     if pair and len(c.scales) != 1:
         raise UsageError(f"'{c.arch}' is a down/up pair trained for one --scale at a time")
+    if not pair and "scale" in arch.default_config and "scale" not in c.model_config and len(c.scales) == 1:
+        # one network per scale (DAIR): built for the scale trained, recorded in the run's config
+        c = dataclasses.replace(c, model_config={**c.model_config, "scale": _scale_value(c.scales[0])})
     if c.threads:
         torch.set_num_threads(int(c.threads))
     device = _resolve_device(c.device)
