@@ -112,12 +112,16 @@ class TrainConfig:
     eval_scales: Sequence[float] = ()  # scales validated and scored into the manifest; () = the training scales
     model_config: dict[str, Any] = field(default_factory=dict)  # a pair: {"down": {...}, "up": {...}}
     loss_weights: dict[str, float] = field(default_factory=dict)  # a pair's joint-loss terms
+    codec: str | None = None  # a pair: this share of batches goes through the codec (upscaler only)
+    codec_quality: tuple[int, int] = (20, 95)  # qualities drawn uniformly per patch
+    codec_share: float = 0.5
     license: str = "MIT"
     command: str | None = None  # how to reproduce; None = rebuilt from this config
 
     # Fields that change the trajectory: a resumed run must agree on them.
     _TRAJECTORY = ("arch", "scales", "batch", "patch", "lr", "loss", "schedule", "min_lr", "warmup",
-                   "decay_every", "gamma", "clip", "seed", "model_config", "loss_weights")
+                   "decay_every", "gamma", "clip", "seed", "model_config", "loss_weights", "codec", "codec_quality",
+                   "codec_share")
 
     def normalized(self) -> "TrainConfig":
         """A copy with tuples/strings normalized (so it round-trips through JSON)."""
@@ -133,12 +137,15 @@ class TrainConfig:
             precision=self.precision.lower(),
             model_config=dict(self.model_config or {}),
             loss_weights=dict(self.loss_weights or {}),
+            codec_quality=(int(self.codec_quality[0]), int(self.codec_quality[1])),
+            codec=self.codec.lower() if self.codec else None,
         )
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.normalized())
         data["scales"] = list(data["scales"])
         data["eval_scales"] = list(data["eval_scales"])
+        data["codec_quality"] = list(data["codec_quality"])
         return data
 
     @property
@@ -188,6 +195,9 @@ class TrainConfig:
         parts += ["--seed", str(c.seed)]
         if c.model_config:
             parts += ["--config", json.dumps(c.model_config, sort_keys=True, separators=(",", ":"))]
+        if c.codec:
+            parts += ["--codec", c.codec, "--codec-quality", f"{c.codec_quality[0]}-{c.codec_quality[1]}",
+                      "--codec-share", f"{c.codec_share:g}"]
         for key, value in sorted(c.loss_weights.items()):
             parts += ["--loss-weight", f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"]
         if c.init:
@@ -612,10 +622,28 @@ def _load_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     return ckpt, json.loads(state_path.read_text(encoding="utf-8"))
 
 
+def _codec_batch(c: TrainConfig, step: int) -> bool:
+    """Whether batch ``step`` goes through the codec: a pure function of ``(seed, step)``, like the patches."""
+    return bool(np.random.default_rng([c.seed, step, 1]).random() < c.codec_share)
+
+
+def _codec_qualities(c: TrainConfig, step: int, count: int) -> list[int]:
+    low, high = c.codec_quality
+    return [int(q) for q in np.random.default_rng([c.seed, step, 2]).integers(low, high + 1, size=count)]
+
+
 def _init_from(model: torch.nn.Module, path: str) -> None:
-    """Load a weights file (safetensors only, checked by the weights API) into ``model``."""
+    """Load a weights file (safetensors only, checked by the weights API) into ``model``.
+
+    A down/up pair takes the common prefix of its two files: ``--init weights/dsn-x2``
+    loads ``dsn-x2-down.safetensors`` and ``dsn-x2-up.safetensors``.
+    """
     from .weights import load_weights_into
 
+    if hasattr(model, "round_trip"):
+        for part in ("down", "up"):
+            _init_from(getattr(model, part), f"{path}-{part}.safetensors")
+        return
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"--init: weights file '{p}' not found")
@@ -683,6 +711,11 @@ def _validate_config(c: TrainConfig) -> None:
         raise UsageError("--lr must be positive")
     if not c.data:
         raise UsageError("give at least one --data folder")
+    low, high = c.codec_quality
+    if not 1 <= low <= high <= 100:
+        raise UsageError(f"--codec-quality must be LOW-HIGH within 1..100, not {low}-{high}")
+    if not 0 <= c.codec_share <= 1:
+        raise UsageError(f"--codec-share must be between 0 and 1, not {c.codec_share:g}")
     for s in c.scales:
         if c.patch < math.ceil(s) * 4:
             raise UsageError(f"--patch {c.patch} is too small for scale x{_fmt_scale(s)}")
@@ -762,10 +795,17 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         raise UsageError(f"run folder '{run_dir}' already has checkpoints: add --resume or choose another --out")
 
     torch.manual_seed(c.seed)
+    codec_format = None
     if pair:
         model = _build_pair(pair, c)
         _check_scales(arch, model.up, c.scales)
         loss_weights = _pair_loss_weights(model, c)
+        if c.codec:
+            from .codec import codec_format as _format
+
+            codec_format = _format(c.codec)
+    elif c.codec:
+        raise UsageError("--codec trains the upscaler of a down/up pair (dsn, car), not a single network")
     else:
         model = create_model(c.arch, c.model_config)
         _check_scales(arch, model, c.scales)
@@ -858,7 +898,11 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
                     group["lr"] = learning_rate(c, step)
                 hr_np, scale = fetch(step)
                 hr = torch.from_numpy(hr_np).to(device=device, non_blocking=True).float().div_(255.0)
-                if pair:  # the pair makes its own thumbnail: HR in, joint objective out
+                if pair and c.codec and _codec_batch(c, step):  # the upscaler learns the codec's artefacts
+                    qualities = _codec_qualities(c, step, int(hr.shape[0]))
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        loss = model.codec_loss(hr, float(scale), codec_format, qualities).float()
+                elif pair:  # the pair makes its own thumbnail: HR in, joint objective out
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         loss, _terms = model.loss(hr, loss_weights)
                     loss = loss.float()

@@ -128,3 +128,26 @@ def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
     table = run("eval", str(bench), "--scale", "2", "--codec", "webp", "--quality", "50")
     assert table.exit_code == 0, table.output
     assert "codec only" in table.output and "dsn x2 + codec" in table.output
+
+
+def test_codec_training_tunes_the_upscaler_only(dsn_manifest: Path, tmp_path: Path, single_torch_thread) -> None:
+    """Fine-tuning from the exported pair: codec batches update the upscaler and leave the downscaler alone."""
+    from safetensors.torch import load_file
+
+    data = dsn_manifest.parents[1] / "data"
+    prefix = dsn_manifest.parent / "dsn-x2"
+    result = train(TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=2, batch=2, patch=32,
+                               model_config=TINY, out=str(tmp_path / "tune"), init=str(prefix), codec="jpeg",
+                               codec_quality=(20, 40), codec_share=1.0, device="cpu"))
+    assert result.step == 2
+    tuned = load_file(str(tmp_path / "tune" / "checkpoints" / "step-00000002" / "model.safetensors"))
+    down = load_file(str(prefix) + "-down.safetensors")
+    up = load_file(str(prefix) + "-up.safetensors")
+    assert all(torch.equal(tuned[f"down.{k}"], v) for k, v in down.items())
+    assert any(not torch.equal(tuned[f"up.{k}"], v) for k, v in up.items())
+    with pytest.raises(UsageError, match="codec-quality"):
+        train(TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=1, codec="jpeg", codec_quality=(50, 20),
+                          out=str(tmp_path / "bad")))
+    with pytest.raises(UsageError, match="pair"):
+        train(TrainConfig(arch="srcnn", scales=(3,), data=(str(data),), steps=1, codec="jpeg",
+                          out=str(tmp_path / "bad2")))

@@ -48,6 +48,9 @@ def train_command(
     bench: Annotated[Optional[List[Path]], typer.Option("--bench", help="Folders scored into the manifest by --export; repeatable (default $RESIZER_DATASETS/bench/set5, set14).")] = None,
     eval_scale: Annotated[Optional[List[float]], typer.Option("--eval-scale", help="Scale validated and scored into the manifest; repeatable (default: the training scales).")] = None,
     loss_weight: Annotated[Optional[List[str]], typer.Option("--loss-weight", help="A down/up pair's joint-loss term, NAME=VALUE (e.g. offset=0.001); repeatable.")] = None,
+    codec: Annotated[Optional[str], typer.Option("--codec", help="A pair: also train its upscaler on codec-decoded thumbnails (jpeg, webp, avif, jpeg2000).")] = None,
+    codec_quality: Annotated[str, typer.Option("--codec-quality", help="With --codec: qualities LOW-HIGH, drawn per patch.")] = "20-95",
+    codec_share: Annotated[float, typer.Option("--codec-share", help="With --codec: the share of batches that go through the codec.")] = 0.5,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -72,6 +75,11 @@ def train_command(
             loss_weights[key.strip()] = json.loads(value.strip().lower())
         except json.JSONDecodeError:
             fail_usage(f"--loss-weight {item!r}: {value!r} is not a number or true/false")
+    low, sep, high = codec_quality.partition("-")
+    try:
+        qualities = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        fail_usage(f"--codec-quality takes LOW-HIGH such as 20-95, not {codec_quality!r}")
     cfg = TrainConfig(
         arch=arch, scales=tuple(scale), data=tuple(str(d) for d in data), steps=steps,
         val=tuple(str(v) for v in val or ()), batch=batch, patch=patch, lr=lr, loss=loss, schedule=schedule,
@@ -80,7 +88,7 @@ def train_command(
         checkpoint_every=checkpoint_every, log_every=log_every, stop_at=stop_at, out=str(out) if out else None, resume=resume,
         init=str(init) if init else None, export=export, manifest=str(manifest) if manifest else None,
         bench=tuple(str(b) for b in bench or ()), eval_scales=tuple(eval_scale or ()), model_config=model_config,
-        loss_weights=loss_weights,
+        loss_weights=loss_weights, codec=codec, codec_quality=qualities, codec_share=codec_share,
     )
     console = stderr_console()
     started = time.perf_counter()

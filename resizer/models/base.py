@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -114,6 +115,24 @@ class ResamplingPair(nn.Module):
 
     def loss(self, hr: torch.Tensor, weights: object) -> tuple[torch.Tensor, dict[str, float]]:
         return self.down.pair_loss(self.up, hr, weights)  # type: ignore[operator]
+
+    def codec_loss(self, hr: torch.Tensor, scale: float, fmt: str, qualities: list[int]) -> torch.Tensor:
+        """L1 of the upscaler restoring codec-decoded thumbnails (one quality per patch).
+
+        The codec is not differentiable, so only the upscaler learns from these batches: it
+        learns to remove the codec's artefacts while it enlarges (DSN's codec training).
+        """
+        from ..image_io import Picture, encode_picture, load_picture
+        from ..tensors import pixels_to_tensor, tensor_to_pixels
+
+        with torch.no_grad():
+            lr = self.down(hr, scale).clamp(0, 1).float().cpu()
+        decoded = []
+        for sample, quality in zip(lr, qualities):
+            data = encode_picture(Picture(tensor_to_pixels(sample[None], dtype=np.uint8)), fmt, quality=quality)
+            decoded.append(pixels_to_tensor(load_picture(data).pixels))
+        restored = self.up(torch.cat(decoded).to(hr.device), scale)
+        return torch.nn.functional.l1_loss(restored, hr)
 
     @torch.no_grad()
     def round_trip(self, hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
