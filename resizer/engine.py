@@ -177,19 +177,7 @@ def upscale_tensor(
     (default 1 on CPU, 4 on GPUs). On out-of-memory the tile is halved down to
     ``MIN_TILE``, then a ``ResizerError`` says so. The result is not clamped.
     """
-    if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError(f"upscale_tensor needs a (1, C, H, W) tensor, got {tuple(x.shape)}")
-    if not model.supports_scale(scale):
-        raise UsageError(f"{type(model).__name__} cannot upscale by {scale:g}")
-    if tile is not None and tile < 0:
-        raise UsageError(f"--tile must be 0 or more, not {tile}")
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
-    autocast_dtype = resolve_precision(precision, dev)
-    if dev.type == "cpu":
-        _set_cpu_threads()
-    if batch is None:
-        batch = DEFAULT_BATCH_CPU if dev.type == "cpu" else DEFAULT_BATCH_GPU
-    batch = max(1, int(batch))
+    dev, autocast_dtype, batch = _prepare(model, x, scale, tile, device, precision, batch, "upscale")
     height, width = int(x.shape[-2]), int(x.shape[-1])
     natural = upscaled_size(height, width, scale)
     target = (int(out_size[0]), int(out_size[1])) if out_size is not None else natural
@@ -225,10 +213,23 @@ def downscale_tensor(
     lie on multiples of the scale, where the model's LR grid has its block edges, so
     tiled and whole results agree like the upscalers'.
     """
+    dev, autocast_dtype, batch = _prepare(model, x, scale, tile, device, precision, batch, "downscale")
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+    natural = model.output_size(height, width, scale)
+    period = int(scale)
+    side = (default_tile(dev) if tile is None else tile) * period
+    if side == 0 or side >= max(height, width):
+        side = 0
+    return _run_with_retry(model, x, scale, 1.0 / scale, natural, side, period, dev, autocast_dtype, batch, progress)
+
+
+def _prepare(model: ResamplingModel, x: torch.Tensor, scale: float, tile: int | None, device: str | torch.device,
+             precision: str, batch: int | None, verb: str) -> tuple[torch.device, torch.dtype | None, int]:
+    """Check a run's arguments; ``(device, autocast dtype, batch)`` with the CPU threads set."""
     if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError(f"downscale_tensor needs a (1, C, H, W) tensor, got {tuple(x.shape)}")
+        raise ValueError(f"{verb}_tensor needs a (1, C, H, W) tensor, got {tuple(x.shape)}")
     if not model.supports_scale(scale):
-        raise UsageError(f"{type(model).__name__} cannot downscale by {scale:g}")
+        raise UsageError(f"{type(model).__name__} cannot {verb} by {scale:g}")
     if tile is not None and tile < 0:
         raise UsageError(f"--tile must be 0 or more, not {tile}")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -237,14 +238,7 @@ def downscale_tensor(
         _set_cpu_threads()
     if batch is None:
         batch = DEFAULT_BATCH_CPU if dev.type == "cpu" else DEFAULT_BATCH_GPU
-    height, width = int(x.shape[-2]), int(x.shape[-1])
-    natural = model.output_size(height, width, scale)
-    period = int(scale)
-    side = (default_tile(dev) if tile is None else tile) * period
-    if side == 0 or side >= max(height, width):
-        side = 0
-    return _run_with_retry(model, x, scale, 1.0 / scale, natural, side, period, dev, autocast_dtype,
-                           max(1, int(batch)), progress)
+    return dev, autocast_dtype, max(1, int(batch))
 
 
 def _run_with_retry(model: ResamplingModel, x: torch.Tensor, scale: float, factor: float, natural: tuple[int, int],

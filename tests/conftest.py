@@ -67,3 +67,26 @@ def single_torch_thread(monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def train_on_one_thread(config):
+    """``resizer.training.train(config)`` with torch on one thread (tiny models; module-scoped fixtures)."""
+    import torch
+
+    from resizer.training import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def activate_manifest(monkeypatch: pytest.MonkeyPatch, manifest: Path) -> Path:
+    """Make ``manifest`` the one every ``--method`` lookup reads, for this test."""
+    from resizer.weights import clear_model_cache
+
+    monkeypatch.setenv("RESIZER_MANIFEST", str(manifest))
+    clear_model_cache()
+    return manifest

@@ -17,9 +17,8 @@ from resizer.errors import UsageError
 from resizer.image_io import Metadata, Picture, load_picture, save_picture
 from resizer.pairing import read_pairing
 from resizer.training import TrainConfig, train
-from resizer.weights import clear_model_cache
 
-from .conftest import synthetic_photo
+from .conftest import activate_manifest, synthetic_photo, train_on_one_thread
 
 TINY = {"down": {"feats": 8}, "up": {"feats": 8, "growth": 4, "layers": 2, "blocks": 1}}
 
@@ -32,22 +31,15 @@ def dsn_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(2):
         Image.fromarray(synthetic_photo(64, 80, seed=i)).save(data / f"{i}.png")
     manifest = root / "weights" / "manifest.json"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=2, batch=2, patch=32, model_config=TINY,
-                          out=str(root / "run"), export="dsn-x2", manifest=str(manifest), bench=(str(data),),
-                          device="cpu"))
-    finally:
-        torch.set_num_threads(threads)
+    train_on_one_thread(TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=2, batch=2, patch=32,
+                                    model_config=TINY, out=str(root / "run"), export="dsn-x2", manifest=str(manifest),
+                                    bench=(str(data),), device="cpu"))
     return manifest
 
 
 @pytest.fixture()
 def use_dsn(dsn_manifest: Path, monkeypatch: pytest.MonkeyPatch, single_torch_thread) -> Path:
-    monkeypatch.setenv("RESIZER_MANIFEST", str(dsn_manifest))
-    clear_model_cache()
-    return dsn_manifest
+    return activate_manifest(monkeypatch, dsn_manifest)
 
 
 def run(*args: str):

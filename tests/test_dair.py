@@ -15,9 +15,8 @@ from resizer.models import create_model
 from resizer.models.dair import adaptive_interpolate, adaptive_interpolate_reference, bicubic_phase_kernels
 from resizer.ops import imresize
 from resizer.training import TrainConfig, train
-from resizer.weights import clear_model_cache
 
-from .conftest import synthetic_photo
+from .conftest import activate_manifest, synthetic_photo
 
 
 @pytest.mark.parametrize("scale, dilations", [(2, (1,)), (3, (2,)), (4, (1, 2))])
@@ -88,8 +87,7 @@ def test_cli_writes_the_kernel_picture(tmp_path: Path, monkeypatch: pytest.Monke
     train(TrainConfig(arch="dair", scales=(2,), data=(str(data),), steps=2, batch=2, patch=24,
                       model_config={"scale": 2, "feats": 8, "blocks": 1}, out=str(tmp_path / "run"),
                       export="dair-x2", manifest=str(manifest), bench=(str(data),), device="cpu"))
-    monkeypatch.setenv("RESIZER_MANIFEST", str(manifest))
-    clear_model_cache()
+    activate_manifest(monkeypatch, manifest)
     src = tmp_path / "photo.png"
     Image.fromarray(synthetic_photo(30, 40)).save(src)
     runner = CliRunner()

@@ -17,9 +17,9 @@ from resizer.models import create_model
 from resizer.models.dsn import dsn_joint_loss, qbrelu
 from resizer.pairing import read_pairing
 from resizer.training import TrainConfig, train
-from resizer.weights import clear_model_cache, read_manifest
+from resizer.weights import read_manifest
 
-from .conftest import synthetic_photo
+from .conftest import activate_manifest, synthetic_photo
 
 TINY = {"down": {"feats": 8}, "up": {"feats": 8, "growth": 4, "layers": 2, "blocks": 1}}
 
@@ -85,8 +85,7 @@ def test_trained_pair_round_trips_through_the_cli(tmp_path: Path, monkeypatch: p
     entries = {e.name: e for e in read_manifest(manifest)}
     assert set(entries) == {"dsn-x3-down", "dsn-x3-up"}
     assert "thumbnail_psnr" in entries["dsn-x3-up"].scores["data"]["x3"]
-    monkeypatch.setenv("RESIZER_MANIFEST", str(manifest))
-    clear_model_cache()
+    activate_manifest(monkeypatch, manifest)
     src = tmp_path / "photo.png"
     Image.fromarray(synthetic_photo(50, 61)).save(src)
     runner = CliRunner()

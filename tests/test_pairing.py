@@ -23,9 +23,9 @@ from resizer.models import ResamplingPair, create_model
 from resizer.pairing import Pairing, read_pairing
 from resizer.pipeline import DEFAULT_METHOD, SizeSpec, plan_resize
 from resizer.training import TrainConfig, train
-from resizer.weights import clear_model_cache, read_manifest
+from resizer.weights import read_manifest
 
-from .conftest import synthetic_photo
+from .conftest import activate_manifest, synthetic_photo, train_on_one_thread
 
 TINY = {"down": {"feats": 8, "blocks": 1}, "up": {"feats": 8, "blocks": 1}}
 
@@ -42,25 +42,18 @@ def car_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(2):
         Image.fromarray(synthetic_photo(60, 68, seed=10 + i)).save(bench / f"b{i}.png")
     manifest = root / "weights" / "manifest.json"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for scale in (2, 4):
-            result = train(TrainConfig(arch="car", scales=(scale,), data=(str(data),), steps=3, batch=2, patch=32,
-                                       model_config=TINY, loss_weights={"offset": 0.002}, out=str(root / f"run{scale}"),
-                                       export=f"car-x{scale}", manifest=str(manifest), bench=(str(bench),),
-                                       device="cpu"))
-            assert result.export["entries"] == [f"car-x{scale}-down", f"car-x{scale}-up"]
-    finally:
-        torch.set_num_threads(threads)
+    for scale in (2, 4):
+        result = train_on_one_thread(TrainConfig(
+            arch="car", scales=(scale,), data=(str(data),), steps=3, batch=2, patch=32, model_config=TINY,
+            loss_weights={"offset": 0.002}, out=str(root / f"run{scale}"), export=f"car-x{scale}",
+            manifest=str(manifest), bench=(str(bench),), device="cpu"))
+        assert result.export["entries"] == [f"car-x{scale}-down", f"car-x{scale}-up"]
     return manifest
 
 
 @pytest.fixture()
 def use_car(car_manifest: Path, monkeypatch: pytest.MonkeyPatch, single_torch_thread) -> Path:
-    monkeypatch.setenv("RESIZER_MANIFEST", str(car_manifest))
-    clear_model_cache()
-    return car_manifest
+    return activate_manifest(monkeypatch, car_manifest)
 
 
 def run(*args: str):
