@@ -248,17 +248,16 @@ class PairedMethod(LearnedMethod):
 
 
 def _register_all() -> None:
-    """One method per family of registered "up" architectures (srcnn, vdsr, ...).
+    """One method per family of registered architectures (srcnn, vdsr, asdn, car, ...).
 
-    A family that some provider already registered as a method keeps that registration.
-    Families with a down network too (CAR, DSN) are paired down/up methods that need
-    pairing metadata, so this up-only adapter leaves them alone.
+    Families with a down network (CAR, DSN) become :class:`PairedMethod`s serving both
+    directions; the others up-only :class:`LearnedMethod`s. A family that some provider
+    already registered as a method keeps that registration.
     """
     summaries: dict[str, str] = {}
     paired = {arch.family for arch in list_architectures() if arch.task == "down"}
-    for arch in list_architectures():
-        if arch.task == "up" or arch.family not in summaries:
-            summaries.setdefault(arch.family, arch.summary)
+    for arch in list_architectures():  # sorted by name: a pair's summary is its downscaler's
+        summaries.setdefault(arch.family, arch.summary)
     for family, summary in sorted(summaries.items()):
         method = PairedMethod(family, summary) if family in paired else LearnedMethod(family, {"up"}, summary)
         try:
