@@ -163,14 +163,11 @@ class ASDN(ResamplingModel):
         return self.tail(grid2)
 
     def _single(self, x: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
+        """One pass at ``scale`` in (1, 2]: bicubic plus the blend of the two nearest levels' detail."""
         base = imresize(x, scale=scale, size=size)
-        i, weight = level_index(scale, self.levels)
-        detail = self._detail(x, scale, size)  # channel c is level c + 1
-        upper = detail[:, i - 1:i]
-        if weight == 0.0:
-            return base + upper
-        lower = detail[:, i - 2:i - 1] if i >= 2 else torch.zeros_like(upper)
-        return base + upper + weight * (lower - upper)
+        detail = self._detail(x, scale, size)  # channel c is level c + 1; level 0 adds nothing
+        levels = [torch.zeros_like(base), *detail.split(1, dim=1)]
+        return base + blend_levels(levels, scale, self.levels)
 
     def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
         """``(N, 1, h, w)`` luma in [0, 1] -> ``(N, 1, round(h * scale), round(w * scale))``, not clamped."""
