@@ -10,7 +10,7 @@ The Python API in a few names::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .errors import ImageReadError, ImageWriteError, ModelError, ResizerError, UsageError
 from .image_io import Metadata, Picture, load_picture, save_picture

@@ -222,7 +222,7 @@ class PairedMethod(LearnedMethod):
         super().validate(request, options)
 
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
-        from . import __version__
+        from ._version import __version__
         from .pairing import Pairing
         from .weights import load_model
 

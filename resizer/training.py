@@ -784,11 +784,13 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     if c.resume:
         ckpt_dir, state = _load_checkpoint(run_dir)
         saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        defaults = TrainConfig(arch=c.arch, scales=c.scales, data=c.data, steps=c.steps).to_json()
         for key in TrainConfig._TRAJECTORY:
             ours = c.to_json()[key]
-            if saved.get(key) != ours:
+            theirs = saved.get(key, defaults[key])  # a run saved before the field existed had the default
+            if theirs != ours:
                 raise UsageError(f"--resume: {key} differs from the run in '{run_dir}' "
-                                 f"({saved.get(key)!r} there, {ours!r} now)")
+                                 f"({theirs!r} there, {ours!r} now)")
         if c.init is None:
             c = dataclasses.replace(c, init=saved.get("init"))
     elif (run_dir / "latest.json").exists():

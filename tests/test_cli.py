@@ -407,3 +407,24 @@ def test_two_inputs_never_race_for_one_output(tmp_path: Path) -> None:
     assert statuses == {"a": "ok", "b": "error"}
     assert "also the output of" in result.stderr
     assert size_of(out / "x.png") == (64, 48)  # the first input's result, untouched
+
+
+def test_console_script_works_from_any_folder(tmp_path: Path) -> None:
+    """An editable install run outside the checkout imports ``resizer`` as a namespace package
+    (setuptools maps ``resizer.weights`` to ``weights/``): the version and a paired thumbnail,
+    which records the version, must not depend on ``resizer/__init__.py``."""
+    from resizer._version import __version__
+
+    script = Path(sys.executable).with_name("resizer")
+    if not script.exists():
+        pytest.skip("no resizer console script beside this interpreter")
+    version = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"resizer {__version__}"
+    Image.fromarray(synthetic_photo(40, 52)).save(tmp_path / "a.png")
+    thumb = subprocess.run([str(script), "down", "a.png", "--scale", "2", "--method", "car", "-o", "t.png"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert thumb.returncode == 0, thumb.stderr
+    from resizer.image_io import load_picture
+
+    assert load_picture(tmp_path / "t.png").metadata.text["resizer:version"] == __version__

@@ -55,7 +55,7 @@ def run_api(call, *, debug: bool = False):
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from .._version import __version__
 
         print(f"resizer {__version__}")
         raise typer.Exit(EXIT_OK)
