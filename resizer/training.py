@@ -25,6 +25,7 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -38,7 +39,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -1033,11 +1034,12 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
     model.eval()
     # A network that takes the scale as an input (ASDN) serves every scale: an empty list.
     served = [] if getattr(model, "arbitrary_scale", False) else [float(s) for s in c.scales]
-    sha256, size = wapi.save_weights(model, path, arch=c.arch, config=model_cpu_config, scales=served)
     bench = [Path(b) for b in c.bench] if c.bench else default_bench_dirs()
     scores, scorer = ({}, "none")
-    if bench:
-        scores, scorer = _score(path, arch.family, bench, c.scored_scales, model, device)
+    with _restored_on_failure([path]):  # a file the manifest describes is never replaced unscored
+        sha256, size = wapi.save_weights(model, path, arch=c.arch, config=model_cpu_config, scales=served)
+        if bench:
+            scores, scorer = _score(path, arch.family, bench, c.scored_scales, model, device)
     recipe = {
         "data": "+".join(Path(d).name for d in c.data),
         "steps": c.steps,
@@ -1094,36 +1096,62 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
         "hardware": hardware or hardware_string(device), "wall_time_s": round(wall_time_s, 1),
         "command": c.command or c.to_command(segments),
     }
+    # Scoring reads the pair through the manifest, so files and entries go in first; if anything
+    # fails, the manifest and both files are put back as they were (nothing unscored is left).
+    paths = [manifest.parent / f"{c.export}-{part}.safetensors" for part in ("down", "up")]
     entries = []
-    for architecture, net, part in ((down_arch, model.down, "down"), (up_arch, model.up, "up")):
-        name = f"{c.export}-{part}"
-        path = manifest.parent / f"{name}.safetensors"
-        config = {**architecture.default_config, **dict(c.model_config.get(part) or {}), "scale": int(scale)}
-        sha256, size = wapi.save_weights(net, path, arch=architecture.name, config=config, scales=[scale])
-        entries.append(wapi.WeightsEntry(
-            name=name, arch=architecture.name, family=architecture.family, task=architecture.task, config=config,
-            scales=[scale], file=path.name, sha256=sha256, size=size, params=wapi.count_parameters(net),
-            license=c.license, recipe=recipe, scores={}, source="bundled"))
-    for entry in entries:
-        wapi.upsert_manifest_entry(entry, manifest_path=manifest)
-    bench = [Path(b) for b in c.bench] if c.bench else default_bench_dirs()
-    scores: dict[str, dict[str, dict[str, float]]] = {}
-    if bench:
-        from .evaluation import evaluate
-        from .methods import RunOptions
-
-        with wapi.manifest_override(manifest):
-            for r in evaluate(bench, [scale], down=down_arch.family, up=up_arch.family,
-                              options=RunOptions(device=str(device))):
-                metrics = {"psnr": round(float(r.psnr), 4), "ssim": round(float(r.ssim), 5)}
-                if r.lr_psnr is not None:
-                    metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)
-                scores.setdefault(r.dataset, {})[f"x{_fmt_scale(r.scale)}"] = metrics
+    with _restored_on_failure([manifest, *paths]):
+        for architecture, net, part, path in ((down_arch, model.down, "down", paths[0]),
+                                              (up_arch, model.up, "up", paths[1])):
+            config = {**architecture.default_config, **dict(c.model_config.get(part) or {}), "scale": int(scale)}
+            sha256, size = wapi.save_weights(net, path, arch=architecture.name, config=config, scales=[scale])
+            entries.append(wapi.WeightsEntry(
+                name=path.stem, arch=architecture.name, family=architecture.family, task=architecture.task,
+                config=config, scales=[scale], file=path.name, sha256=sha256, size=size,
+                params=wapi.count_parameters(net), license=c.license, recipe=recipe, scores={}, source="bundled"))
         for entry in entries:
-            wapi.upsert_manifest_entry(dataclasses.replace(entry, scores=scores), manifest_path=manifest)
+            wapi.upsert_manifest_entry(entry, manifest_path=manifest)
+        scores = _score_pair(c, manifest, down_arch.family, scale, device)
+    for entry in entries:
+        wapi.upsert_manifest_entry(dataclasses.replace(entry, scores=scores), manifest_path=manifest)
     _emit(progress, {"event": "export", "name": c.export, "file": str(manifest.parent / entries[-1].file),
                      "manifest": str(manifest), "scores": scores, "scored_by": "evaluate"})
     return {"entries": [e.name for e in entries], "scores": scores}
+
+
+@contextlib.contextmanager
+def _restored_on_failure(paths: Sequence[Path]) -> Iterator[None]:
+    """Put ``paths`` back as they were (or remove them) if the block fails: an export is all or nothing."""
+    before = {p: (p.read_bytes() if p.exists() else None) for p in paths}
+    try:
+        yield
+    except BaseException:
+        for path, data in before.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+        raise
+
+
+def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float,
+                device: torch.device) -> dict[str, dict[str, dict[str, float]]]:
+    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` through ``manifest``."""
+    from . import weights as wapi
+    from .evaluation import evaluate
+    from .methods import RunOptions
+
+    bench = [Path(b) for b in c.bench] if c.bench else default_bench_dirs()
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    if not bench:
+        return scores
+    with wapi.manifest_override(manifest):
+        for r in evaluate(bench, [scale], down=family, up=family, options=RunOptions(device=str(device))):
+            metrics = {"psnr": round(float(r.psnr), 4), "ssim": round(float(r.ssim), 5)}
+            if r.lr_psnr is not None:
+                metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)
+            scores.setdefault(r.dataset, {})[f"x{_fmt_scale(r.scale)}"] = metrics
+    return scores
 
 
 def _loss_weights_text(model: torch.nn.Module, c: TrainConfig) -> str:

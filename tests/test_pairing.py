@@ -220,3 +220,24 @@ def test_pair_module_round_trip_is_8_bit() -> None:
     assert lr.shape[-2:] == (16, 16) and sr.shape[-2:] == (32, 32)
     assert torch.equal(lr, torch.round(lr * 255) / 255)
     assert np.isfinite(sr.numpy()).all()
+
+
+def test_a_failed_export_leaves_the_manifest_as_it_was(car_manifest: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "weights" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_bytes(car_manifest.read_bytes())
+    (tmp_path / "weights" / "car-x2-up.safetensors").write_bytes((car_manifest.parent / "car-x2-up.safetensors").read_bytes())
+    before = manifest.read_bytes()
+    data = car_manifest.parents[1] / "data"
+    empty = tmp_path / "empty"
+    empty.mkdir()  # a bench folder without images: scoring fails after the files are written
+    from resizer.errors import UsageError
+
+    with pytest.raises(UsageError, match="no images"):
+        train_on_one_thread(TrainConfig(arch="car", scales=(2,), data=(str(data),), steps=1, batch=2, patch=32,
+                                        model_config=TINY, out=str(tmp_path / "run"), export="car-x2",
+                                        manifest=str(manifest), bench=(str(empty),), device="cpu"))
+    assert manifest.read_bytes() == before
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["car-x2-up.safetensors", "manifest.json"]
+    assert (manifest.parent / "car-x2-up.safetensors").read_bytes() == \
+        (car_manifest.parent / "car-x2-up.safetensors").read_bytes()

@@ -124,6 +124,22 @@ def test_export_writes_weights_and_manifest_entry(folders, tmp_path):
     assert 5 < score["psnr"] < 60 and 0 < score["ssim"] <= 1
 
 
+def test_a_failed_export_keeps_the_file_the_manifest_describes(folders, tmp_path):
+    from resizer.weights import read_manifest, sha256_file
+
+    data, bench = folders
+    manifest = tmp_path / "w" / "manifest.json"
+    train(_config(data, tmp_path / "run", steps=2, export="tiny-srcnn", manifest=str(manifest), bench=(str(bench),)))
+    (entry,) = read_manifest(manifest)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="no images"):  # scoring fails after the new file was written
+        train(_config(data, tmp_path / "run2", steps=3, export="tiny-srcnn", manifest=str(manifest),
+                      bench=(str(empty),)))
+    assert read_manifest(manifest) == [entry]
+    assert sha256_file(tmp_path / "w" / "tiny-srcnn.safetensors") == entry.sha256
+
+
 def test_init_from_weights_file(folders, tmp_path):
     data, _ = folders
     manifest = tmp_path / "w" / "manifest.json"
