@@ -1051,6 +1051,7 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
         "wall_time_s": round(wall_time_s, 1),
         "command": c.command or c.to_command(segments),
     }
+    recipe = _chained_recipe(recipe, c.init, manifest)
     fields = {
         "name": c.export, "arch": c.arch, "family": arch.family, "task": arch.task,
         "config": model_cpu_config, "scales": [_scale_value(s) for s in served], "file": path.name,
@@ -1096,6 +1097,7 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
         "hardware": hardware or hardware_string(device), "wall_time_s": round(wall_time_s, 1),
         "command": c.command or c.to_command(segments),
     }
+    recipe = _chained_recipe(recipe, f"{c.init}-up.safetensors" if c.init else None, manifest)
     # Scoring reads the pair through the manifest, so files and entries go in first; if anything
     # fails, the manifest and both files are put back as they were (nothing unscored is left).
     paths = [manifest.parent / f"{c.export}-{part}.safetensors" for part in ("down", "up")]
@@ -1117,6 +1119,30 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     _emit(progress, {"event": "export", "name": c.export, "file": str(manifest.parent / entries[-1].file),
                      "manifest": str(manifest), "scores": scores, "scored_by": "evaluate"})
     return {"entries": [e.name for e in entries], "scores": scores}
+
+
+def _chained_recipe(recipe: dict[str, Any], init: str | None, manifest: Path) -> dict[str, Any]:
+    """A run that started from a shipped file (``--init weights/NAME...``) continues that file's recipe.
+
+    The earlier recipe's command comes first (it writes the file this run starts from), then
+    this run's; steps and wall time add up. Without such an ``--init`` the recipe is unchanged.
+    """
+    from . import weights as wapi
+
+    if not init or not manifest.exists():
+        return recipe
+    path = Path(init)
+    if path.resolve().parent != manifest.parent.resolve():
+        return recipe
+    prior = next((e.recipe for e in wapi.read_manifest(manifest) if e.file == path.name), None)
+    if not prior:
+        return recipe
+    return {**recipe, "steps": int(prior["steps"]) + int(recipe["steps"]),
+            "schedule": f"{prior['schedule']}; then {recipe['schedule']}",
+            "wall_time_s": round(float(prior["wall_time_s"]) + float(recipe["wall_time_s"]), 1),
+            "hardware": recipe["hardware"] if prior["hardware"] == recipe["hardware"]
+            else f"{prior['hardware']}; then {recipe['hardware']}",
+            "command": f"{prior['command']} && {recipe['command']}"}
 
 
 @contextlib.contextmanager

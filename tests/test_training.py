@@ -140,6 +140,23 @@ def test_a_failed_export_keeps_the_file_the_manifest_describes(folders, tmp_path
     assert sha256_file(tmp_path / "w" / "tiny-srcnn.safetensors") == entry.sha256
 
 
+def test_a_run_from_a_shipped_file_continues_its_recipe(folders, tmp_path):
+    from resizer.weights import read_manifest
+
+    data, bench = folders
+    manifest = tmp_path / "w" / "manifest.json"
+    train(_config(data, tmp_path / "run", steps=4, export="tiny-srcnn", manifest=str(manifest), bench=(str(bench),)))
+    (first,) = read_manifest(manifest)
+    train(_config(data, tmp_path / "run2", steps=3, lr=1e-3, export="tiny-srcnn", manifest=str(manifest),
+                  bench=(str(bench),), init=str(tmp_path / "w" / "tiny-srcnn.safetensors")))
+    (second,) = read_manifest(manifest)
+    assert second.recipe["steps"] == 7
+    assert second.recipe["command"].startswith(first.recipe["command"] + " && resizer train srcnn")
+    assert "--init" in second.recipe["command"].split(" && ")[1]
+    assert second.recipe["wall_time_s"] >= first.recipe["wall_time_s"]
+    assert second.recipe["schedule"].startswith(first.recipe["schedule"] + "; then ")
+
+
 def test_init_from_weights_file(folders, tmp_path):
     data, _ = folders
     manifest = tmp_path / "w" / "manifest.json"
