@@ -1093,7 +1093,7 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     model.eval()
     recipe = {
         "data": "+".join(Path(d).name for d in c.data), "steps": c.steps, "batch": c.batch, "patch": c.patch,
-        "schedule": _schedule_text(c) + _loss_weights_text(model, c), "seed": c.seed,
+        "schedule": _schedule_text(c, pair=True) + _loss_weights_text(model, c), "seed": c.seed,
         "hardware": hardware or hardware_string(device), "wall_time_s": round(wall_time_s, 1),
         "command": c.command or c.to_command(segments),
     }
@@ -1192,12 +1192,15 @@ def _scale_value(s: float) -> int | float:
     return int(s) if float(s).is_integer() else float(s)
 
 
-def _schedule_text(c: TrainConfig) -> str:
-    loss = c.loss.upper()
+def _schedule_text(c: TrainConfig, pair: bool = False) -> str:
+    """The optimiser, loss and schedule in words (a pair's loss is its joint objective, said separately)."""
+    loss = "" if pair else f"{c.loss.upper()} loss, "
     warm = f", {c.warmup} warmup steps" if c.warmup else ""
     clip = f", grad-norm clip {c.clip:g}" if c.clip else ""
     if c.schedule == "cosine":
         sched = f"cosine {c.lr:g} -> {c.lr * c.min_lr:g}"
     else:
         sched = f"step x{c.gamma:g} every {c.decay_every or max(c.steps // 3, 1)} steps from {c.lr:g}"
-    return f"Adam, {loss} loss, {sched}{warm}{clip}"
+    codec = (f", {c.codec_share:g} of batches through {c.codec} at quality {c.codec_quality[0]}-{c.codec_quality[1]}"
+             if c.codec else "")
+    return f"Adam, {loss}{sched}{warm}{clip}{codec}"
