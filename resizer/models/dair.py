@@ -146,13 +146,13 @@ class _KernelNet(nn.Module):
 
 @register_architecture("dair", family="dair", task="up",
                        summary="DAIR (deep adaptive image resampling): learned per-pixel kernels, luma",
-                       scale=2, kernel_size=5, feats=32, blocks=4, dilations=[1], progressive=True, recursions=0)
+                       scale=2, kernel_size=5, feats=48, blocks=6, dilations=[1], progressive=True, recursions=0)
 class DAIR(ResamplingModel):
     """Per-pixel learned interpolation kernels on the NN-enlarged luma; one model per scale (2, 3, 4)."""
 
     color = "y"
 
-    def __init__(self, scale: int = 2, kernel_size: int = 5, feats: int = 32, blocks: int = 4,
+    def __init__(self, scale: int = 2, kernel_size: int = 5, feats: int = 48, blocks: int = 6,
                  dilations: list[int] | tuple[int, ...] = (1,), progressive: bool = True, recursions: int = 0) -> None:
         super().__init__()
         if scale not in (2, 3, 4):
