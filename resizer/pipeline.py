@@ -7,6 +7,7 @@ A failure on one input never stops the others: it becomes a ``FileResult`` with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -19,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 from .errors import ImageWriteError, ResizerError, UsageError
 from .image_io import DEFAULT_MAX_PIXELS, Picture, encode_picture, is_image_path, load_picture, save_picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
-from .pairing import read_pairing
+from .pairing import PAIRING_KEYS, read_pairing
 
 STDIO = "-"
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
@@ -284,7 +285,21 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
     """Resize one in-memory picture; the Python API's simplest entry point."""
     chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
     chosen.validate(request, run)
-    return chosen.resize(picture, request, run or RunOptions()), chosen
+    resized = chosen.resize(picture, request, run or RunOptions())
+    return _without_stale_pairing(resized, picture), chosen
+
+
+def _without_stale_pairing(resized: Picture, source: Picture) -> Picture:
+    """Drop pairing keys the output only inherited: a restored or re-resized image is no paired thumbnail.
+
+    A paired downscale writes fresh keys (another original size), which are kept.
+    """
+    inherited = {k: source.metadata.text.get(k) for k in PAIRING_KEYS}
+    if all(v is None for v in inherited.values()) or {k: resized.metadata.text.get(k) for k in PAIRING_KEYS} != inherited:
+        return resized
+    text = {k: v for k, v in resized.metadata.text.items() if k not in PAIRING_KEYS}
+    resized.metadata = dataclasses.replace(resized.metadata, text=text)  # a fresh Metadata: the source keeps its own
+    return resized
 
 
 def _format_for(job: ResizeJob, settings: BatchSettings, picture: Picture) -> str | None:

@@ -139,6 +139,7 @@ def test_thumbnail_records_pairing_and_up_restores_the_exact_size(use_car: Path,
     assert json.loads(up.output)["method"] == "car"
     with Image.open(restored) as im:
         assert im.size == (width, height)
+    assert read_pairing(load_picture(restored).metadata.text) is None  # the restored image is no thumbnail
 
 
 def test_up_uses_the_pairing_only_where_it_applies(use_car: Path, tmp_path: Path) -> None:
