@@ -56,7 +56,8 @@ def test_manifest_scores_are_reproduced_on_set5(entry, datasets: Path) -> None:
 # The issues' minimum scores (PSNR on luma, Set5; the manifest's numbers are checked against a real
 # evaluation above). CAR's are round trips (its thumbnail restored by its upscaler), and its
 # thumbnails must stay within 25 dB of the MATLAB-bicubic ones.
-TARGETS = [("asdn", "x2.7", 32.6), ("car-x2-up", "x2", 36.5), ("car-x4-up", "x4", 31.0), ("dsn-x2-up", "x2", 36.5)]
+TARGETS = [("asdn", "x2.7", 32.6), ("car-x2-up", "x2", 36.5), ("car-x4-up", "x4", 31.0), ("dsn-x2-up", "x2", 36.5),
+           ("dsn-x4-up", "x4", 30.5), ("dair-x2", "x2", 36.9)]
 
 
 @pytest.mark.parametrize("name, scale, minimum", TARGETS, ids=[t[0] for t in TARGETS])
@@ -66,6 +67,11 @@ def test_shipped_models_meet_their_targets(name: str, scale: str, minimum: float
     assert score["psnr"] >= minimum
     if "thumbnail_psnr" in score:
         assert score["thumbnail_psnr"] >= 25.0
+
+
+def test_dair_x2_on_set14() -> None:
+    entry = next(e for e in read_manifest() if e.name == "dair-x2")
+    assert entry.scores["set14"]["x2"]["psnr"] >= 32.6
 
 
 def test_asdn_beats_bicubic_at_non_integer_scales(datasets: Path) -> None:
