@@ -445,7 +445,6 @@ def validate(model: torch.nn.Module, folders: Sequence[str | Path], scales: Sequ
             files = _list_images(folder)
             images = [_read_image(p) for p in files]
             for scale in scales:
-                s = int(scale) if float(scale).is_integer() else scale
                 psnrs, ssims = [], []
                 for im in images:
                     (w, h), (lr_w, lr_h) = _protocol_sizes(im.shape[1], im.shape[0], float(scale))
@@ -453,34 +452,22 @@ def validate(model: torch.nn.Module, folders: Sequence[str | Path], scales: Sequ
                     if hasattr(model, "round_trip"):  # a down/up pair: its own thumbnail, restored
                         rgb = hr if hr.shape[1] == 3 else hr.repeat(1, 3, 1, 1)
                         _, sr = model.round_trip(rgb.to(device=device, dtype=torch.float32), float(scale))
-                        sr = sr.double().cpu()
-                        sr = torch.floor(sr.clamp(0, 1) * 255.0 + 0.5) / 255.0
+                        sr = torch.floor(sr.double().cpu().clamp(0, 1) * 255.0 + 0.5) / 255.0
                         sr_y = _y255(sr if hr.shape[1] == 3 else sr.mean(dim=1, keepdim=True))
-                        hr_y = _y255(hr)
-                        shave = int(math.ceil(scale))
-                        a, b = sr_y[shave:-shave, shave:-shave], hr_y[shave:-shave, shave:-shave]
-                        psnrs.append(10 * math.log10(255.0 ** 2 / max(float(((a - b) ** 2).mean()), 1e-12)))
-                        if ssim:
-                            ssims.append(_ssim(a, b))
-                        continue
-                    lr = imresize(hr, scale=1.0 / scale, size=(lr_h, lr_w))
-                    lr = torch.floor(lr * 255.0 + 0.5).clamp_(0, 255) / 255.0
-                    if color == "y":
-                        inp = lr[:, :1] if lr.shape[1] == 1 else rgb_to_ycbcr(lr)[:, :1]
                     else:
-                        inp = lr if lr.shape[1] == 3 else lr.repeat(1, 3, 1, 1)
-                    sr = model(inp.to(device=device, dtype=torch.float32), float(scale)).double().cpu()
-                    sr = torch.floor(sr.clamp(0, 1) * 255.0 + 0.5) / 255.0
-                    if color == "y":
-                        sr_y = sr[0, 0] * 255.0
-                    else:
-                        sr_y = _y255(sr if hr.shape[1] == 3 else sr[:, :1])
-                    hr_y = _y255(hr)
+                        lr = imresize(hr, scale=1.0 / scale, size=(lr_h, lr_w))
+                        lr = torch.floor(lr * 255.0 + 0.5).clamp_(0, 255) / 255.0
+                        if color == "y":
+                            inp = lr[:, :1] if lr.shape[1] == 1 else rgb_to_ycbcr(lr)[:, :1]
+                        else:
+                            inp = lr if lr.shape[1] == 3 else lr.repeat(1, 3, 1, 1)
+                        sr = model(inp.to(device=device, dtype=torch.float32), float(scale)).double().cpu()
+                        sr = torch.floor(sr.clamp(0, 1) * 255.0 + 0.5) / 255.0
+                        sr_y = sr[0, 0] * 255.0 if color == "y" else _y255(sr if hr.shape[1] == 3 else sr[:, :1])
                     shave = int(math.ceil(scale))
                     a = sr_y[shave:-shave, shave:-shave]
-                    b = hr_y[shave:-shave, shave:-shave]
-                    mse = float(((a - b) ** 2).mean())
-                    psnrs.append(10 * math.log10(255.0 ** 2 / max(mse, 1e-12)))
+                    b = _y255(hr)[shave:-shave, shave:-shave]
+                    psnrs.append(10 * math.log10(255.0 ** 2 / max(float(((a - b) ** 2).mean()), 1e-12)))
                     if ssim:
                         ssims.append(_ssim(a, b))
                 key = f"{folder.name}/x{_fmt_scale(scale)}"
