@@ -116,13 +116,15 @@ class TrainConfig:
     codec: str | None = None  # a pair: this share of batches goes through the codec (upscaler only)
     codec_quality: tuple[int, int] = (20, 95)  # qualities drawn uniformly per patch
     codec_share: float = 0.5
+    codec_joint: bool = False  # JPEG: train the downscaler through the codec too (differentiable approximation)
+    codec_rate: float = 0.0  # with codec_joint: weight of the approximation's bits-per-pixel proxy
     license: str = "MIT"
     command: str | None = None  # how to reproduce; None = rebuilt from this config
 
     # Fields that change the trajectory: a resumed run must agree on them.
     _TRAJECTORY = ("arch", "scales", "batch", "patch", "lr", "loss", "schedule", "min_lr", "warmup",
                    "decay_every", "gamma", "clip", "seed", "model_config", "loss_weights", "codec", "codec_quality",
-                   "codec_share")
+                   "codec_share", "codec_joint", "codec_rate")
 
     def normalized(self) -> "TrainConfig":
         """A copy with tuples/strings normalized (so it round-trips through JSON)."""
@@ -199,6 +201,8 @@ class TrainConfig:
         if c.codec:
             parts += ["--codec", c.codec, "--codec-quality", f"{c.codec_quality[0]}-{c.codec_quality[1]}",
                       "--codec-share", f"{c.codec_share:g}"]
+            if c.codec_joint:
+                parts += ["--codec-joint"] + (["--codec-rate", f"{c.codec_rate:g}"] if c.codec_rate else [])
         for key, value in sorted(c.loss_weights.items()):
             parts += ["--loss-weight", f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"]
         if c.init:
@@ -704,6 +708,12 @@ def _validate_config(c: TrainConfig) -> None:
         raise UsageError(f"--codec-quality must be LOW-HIGH within 1..100, not {low}-{high}")
     if not 0 <= c.codec_share <= 1:
         raise UsageError(f"--codec-share must be between 0 and 1, not {c.codec_share:g}")
+    if c.codec_joint and (c.codec or "").lower() != "jpeg":
+        raise UsageError("--codec-joint trains through a differentiable JPEG: it needs --codec jpeg")
+    if c.codec_rate and not c.codec_joint:
+        raise UsageError("--codec-rate weighs the rate of --codec-joint batches: add --codec-joint")
+    if not (math.isfinite(c.codec_rate) and c.codec_rate >= 0):
+        raise UsageError(f"--codec-rate must be a number >= 0, not {c.codec_rate:g}")
     for s in c.scales:
         if c.patch < math.ceil(s) * 4:
             raise UsageError(f"--patch {c.patch} is too small for scale x{_fmt_scale(s)}")
@@ -891,7 +901,9 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
                 if pair and c.codec and _codec_batch(c, step):  # the upscaler learns the codec's artefacts
                     qualities = _codec_qualities(c, step, int(hr.shape[0]))
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        loss = model.codec_loss(hr, float(scale), codec_format, qualities).float()
+                        loss, _terms = model.codec_loss(hr, float(scale), codec_format, qualities,
+                                                        joint=c.codec_joint, rate=c.codec_rate)
+                    loss = loss.float()
                 elif pair:  # the pair makes its own thumbnail: HR in, joint objective out
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         loss, _terms = model.loss(hr, loss_weights)
@@ -1190,4 +1202,9 @@ def _schedule_text(c: TrainConfig, pair: bool = False) -> str:
         sched = f"step x{c.gamma:g} every {c.decay_every or max(c.steps // 3, 1)} steps from {c.lr:g}"
     codec = (f", {c.codec_share:g} of batches through {c.codec} at quality {c.codec_quality[0]}-{c.codec_quality[1]}"
              if c.codec else "")
+    if c.codec_joint:
+        codec += (" (both networks, through a differentiable JPEG" +
+                  (f", rate weight {c.codec_rate:g})" if c.codec_rate else ")"))
+    elif c.codec:
+        codec += " (upscaler only)"
     return f"Adam, {loss}{sched}{warm}{clip}{codec}"

@@ -143,3 +143,51 @@ def test_codec_training_tunes_the_upscaler_only(dsn_manifest: Path, tmp_path: Pa
     with pytest.raises(UsageError, match="pair"):
         train(TrainConfig(arch="srcnn", scales=(3,), data=(str(data),), steps=1, codec="jpeg",
                           out=str(tmp_path / "bad2")))
+
+
+def test_joint_codec_training_reaches_the_downscaler(dsn_manifest: Path, tmp_path: Path, single_torch_thread) -> None:
+    """``codec_joint``: the downscaler learns through the differentiable JPEG; the recipe says so."""
+    from safetensors.torch import load_file
+
+    data = dsn_manifest.parents[1] / "data"
+    prefix = dsn_manifest.parent / "dsn-x2"
+    config = TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=2, batch=2, patch=32, model_config=TINY,
+                         out=str(tmp_path / "joint"), init=str(prefix), codec="jpeg", codec_quality=(10, 60),
+                         codec_share=1.0, codec_joint=True, codec_rate=0.05, device="cpu")
+    assert train(config).step == 2
+    tuned = load_file(str(tmp_path / "joint" / "checkpoints" / "step-00000002" / "model.safetensors"))
+    down = load_file(str(prefix) + "-down.safetensors")
+    assert any(not torch.equal(tuned[f"down.{k}"], v) for k, v in down.items())
+    assert "--codec jpeg --codec-quality 10-60 --codec-share 1 --codec-joint --codec-rate 0.05" in config.to_command()
+    for bad, message in (({"codec": "webp", "codec_joint": True}, "needs --codec jpeg"),
+                         ({"codec": "jpeg", "codec_rate": 0.1}, "add --codec-joint"),
+                         ({"codec": "jpeg", "codec_joint": True, "codec_rate": -1.0}, ">= 0")):
+        with pytest.raises(UsageError, match=message):
+            train(TrainConfig(arch="dsn", scales=(2,), data=(str(data),), steps=1, out=str(tmp_path / "bad"), **bad))
+
+
+def test_rate_term_lowers_the_thumbnails_bits(tmp_path: Path, single_torch_thread) -> None:
+    """The rate term's gradient makes the downscaler's thumbnails cheaper to code (fixed batch, a few steps)."""
+    from resizer.models.base import ResamplingPair
+    from resizer.models.registry import create_model
+    from resizer.ops import jpeg_approximation
+
+    torch.manual_seed(0)
+    pair = ResamplingPair(create_model("dsn-down", {"scale": 2, **TINY["down"]}),
+                          create_model("dsn-up", {"scale": 2, **TINY["up"]}))
+    hr = torch.from_numpy(synthetic_photo(48, 48)).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        bits_before = float(jpeg_approximation(pair.down(hr, 2), [50])[1])
+    optimizer = torch.optim.Adam(pair.down.parameters(), lr=1e-3)
+    for _ in range(5):
+        loss, terms = pair.codec_loss(hr, 2, "jpeg", [50], joint=True, rate=1.0)
+        assert set(terms) == {"rate", "l1"}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        assert float(jpeg_approximation(pair.down(hr, 2), [50])[1]) < bits_before
+    _, terms = pair.codec_loss(hr, 2, "webp", [50])  # the upscaler-only fine-tune works with every codec
+    assert set(terms) == {"l1"}
+    with pytest.raises(ValueError, match="jpeg only"):
+        pair.codec_loss(hr, 2, "webp", [50], joint=True)

@@ -51,6 +51,8 @@ def train_command(
     codec: Annotated[Optional[str], typer.Option("--codec", help="A pair: also train its upscaler on codec-decoded thumbnails (jpeg, webp, avif, jpeg2000).")] = None,
     codec_quality: Annotated[str, typer.Option("--codec-quality", help="With --codec: qualities LOW-HIGH, drawn per patch.")] = "20-95",
     codec_share: Annotated[float, typer.Option("--codec-share", help="With --codec: the share of batches that go through the codec.")] = 0.5,
+    codec_joint: Annotated[bool, typer.Option("--codec-joint", help="With --codec jpeg: train the downscaler through the codec too (a differentiable JPEG gives its gradient).")] = False,
+    codec_rate: Annotated[float, typer.Option("--codec-rate", help="With --codec-joint: weight of the bits-per-pixel proxy in the loss.")] = 0.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -89,6 +91,7 @@ def train_command(
         init=str(init) if init else None, export=export, manifest=str(manifest) if manifest else None,
         bench=tuple(str(b) for b in bench or ()), eval_scales=tuple(eval_scale or ()), model_config=model_config,
         loss_weights=loss_weights, codec=codec, codec_quality=qualities, codec_share=codec_share,
+        codec_joint=codec_joint, codec_rate=codec_rate,
     )
     console = stderr_console()
     started = time.perf_counter()

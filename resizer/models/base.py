@@ -116,23 +116,40 @@ class ResamplingPair(nn.Module):
     def loss(self, hr: torch.Tensor, weights: object) -> tuple[torch.Tensor, dict[str, float]]:
         return self.down.pair_loss(self.up, hr, weights)  # type: ignore[operator]
 
-    def codec_loss(self, hr: torch.Tensor, scale: float, fmt: str, qualities: list[int]) -> torch.Tensor:
+    def codec_loss(self, hr: torch.Tensor, scale: float, fmt: str, qualities: list[int], *,
+                   joint: bool = False, rate: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
         """L1 of the upscaler restoring codec-decoded thumbnails (one quality per patch).
 
-        The codec is not differentiable, so only the upscaler learns from these batches: it
-        learns to remove the codec's artefacts while it enlarges (DSN's codec training).
+        The codec has no gradient. By default only the upscaler learns from these batches:
+        it learns to remove the codec's artefacts while it enlarges (DSN's codec fine-tune).
+        ``joint`` (JPEG) trains the downscaler through the codec too: the forward pass uses
+        the real decoded thumbnail, the backward pass the gradient of the differentiable
+        approximation (:func:`resizer.ops.jpeg_approximation`), and ``rate`` weighs its
+        bits-per-HR-pixel proxy, so that the thumbnail also learns to cost fewer bits.
         """
         from ..image_io import Picture, encode_picture, load_picture
         from ..tensors import pixels_to_tensor, tensor_to_pixels
 
-        with torch.no_grad():
-            lr = self.down(hr, scale).clamp(0, 1).float().cpu()
-        decoded = []
-        for sample, quality in zip(lr, qualities):
+        if joint and fmt not in ("jpeg", "jpg"):
+            raise ValueError(f"training through the codec needs its differentiable approximation: jpeg only, not {fmt}")
+        with torch.set_grad_enabled(joint and torch.is_grad_enabled()):
+            lr = self.down(hr, scale)
+        real = []
+        for sample, quality in zip(lr.detach().clamp(0, 1).float().cpu(), qualities):
             data = encode_picture(Picture(tensor_to_pixels(sample[None], dtype=np.uint8)), fmt, quality=quality)
-            decoded.append(pixels_to_tensor(load_picture(data).pixels))
-        restored = self.up(torch.cat(decoded).to(hr.device), scale)
-        return torch.nn.functional.l1_loss(restored, hr)
+            real.append(pixels_to_tensor(load_picture(data).pixels))
+        decoded = torch.cat(real).to(device=hr.device, dtype=lr.dtype)
+        terms: dict[str, torch.Tensor] = {}
+        if joint:
+            from ..ops import jpeg_approximation
+
+            approx, bits = jpeg_approximation(lr.float(), qualities)
+            decoded = approx + (decoded - approx).detach()  # real values, the approximation's gradient
+            if rate:
+                terms["rate"] = rate * bits.mean() / float(scale) ** 2
+        terms["l1"] = torch.nn.functional.l1_loss(self.up(decoded, scale), hr)
+        total = sum(terms.values())
+        return total, {name: float(value.detach()) for name, value in terms.items()}
 
     @torch.no_grad()
     def round_trip(self, hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
