@@ -716,8 +716,10 @@ def _split_xmp(xmp: bytes) -> tuple[bytes | None, dict[str, str]]:
     return rest, text
 
 
+# resizer's block: the compact form (``.../>``, attributes) or the element form of older files.
 _RESIZER_BLOCK = re.compile(
-    rb"\s*<rdf:Description[^>]*xmlns:resizer=\"" + re.escape(RESIZER_XMP_NS.encode()) + rb"\"[^>]*>.*?</rdf:Description>",
+    rb"\s*<rdf:Description[^>]*xmlns:resizer=\"" + re.escape(RESIZER_XMP_NS.encode())
+    + rb"\"(?:[^>]*?/>|[^>]*>.*?</rdf:Description>)",
     re.DOTALL,
 )
 
@@ -729,18 +731,22 @@ def _check_text(text: dict[str, str]) -> None:
 
 
 def _xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
-    """``xmp`` with a resizer block holding ``text`` (a fresh packet if there is no usable XMP)."""
+    """``xmp`` with a resizer block holding ``text`` (a fresh packet if there is no usable XMP).
+
+    The block is written compactly (keys as attributes; a fresh packet has no ``xpacket``
+    wrapper, which XMP makes optional): its bytes count in every coded thumbnail, where
+    ``resizer encode`` competes with the plain codec bit for bit.
+    """
     if not text:
         return xmp
-    entries = "".join(f"<resizer:{_TEXT_KEY.match(k).group(1)}>{escape(v)}</resizer:{_TEXT_KEY.match(k).group(1)}>"
-                      for k, v in text.items())
-    block = (f'<rdf:Description rdf:about="" xmlns:resizer="{RESIZER_XMP_NS}">{entries}</rdf:Description>').encode()
+    attributes = "".join(f' resizer:{_TEXT_KEY.match(k).group(1)}="{escape(v, {chr(34): "&quot;"})}"'
+                         for k, v in text.items())
+    block = f'<rdf:Description rdf:about="" xmlns:resizer="{RESIZER_XMP_NS}"{attributes}/>'.encode()
     if xmp and b"</rdf:RDF>" in xmp:
         at = xmp.rindex(b"</rdf:RDF>")
         return xmp[:at] + block + xmp[at:]
-    return (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
-            b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            + block + b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+    return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            + block + b'</rdf:RDF></x:xmpmeta>')
 
 
 # --------------------------------------------------------------------------- writing
@@ -871,6 +877,8 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
         default_quality = {"JPEG": JPEG_QUALITY, "WEBP": WEBP_QUALITY, "AVIF": AVIF_QUALITY}.get(fmt)
         if default_quality is not None:
             params["quality"] = quality if quality is not None else default_quality
+        if fmt == "JPEG":  # optimized Huffman tables: the same pixels in 4-12 % fewer bytes
+            params["optimize"] = True
     if fmt == "JPEG2000":
         # Pillow writes no XMP box for JPEG 2000: the packet (resizer's keys included) goes in the
         # codestream comment, where ``_read_metadata`` looks for it.
