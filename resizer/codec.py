@@ -10,7 +10,9 @@ are those of ``down``/``up``.
 SSIM on luma (the benchmark protocol's crop and shave) for the plain codec, for MATLAB
 bicubic around it, and for the learned pair around it, at each quality; the gain of a
 pipeline is its PSNR minus the plain codec's PSNR interpolated at the same bits per pixel.
-The bytes counted are the whole file as ``encode`` writes it, metadata included.
+:func:`summarize` condenses each curve against the plain codec's into the Bjontegaard
+deltas codec comparisons use: the mean PSNR gain over the common rate range, and the mean
+change in bits at equal PSNR. The bytes counted are the whole file as ``encode`` writes it, metadata included.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from .image_io import Picture, encode_picture, load_picture
 from .methods import ResizeRequest, RunOptions, get_method
 from .pipeline import BatchSettings, SizeSpec
 
-__all__ = ["CODECS", "RatePoint", "codec_format", "decode_settings", "encode_settings", "gain_at_equal_rate",
-           "rate_distortion"]
+__all__ = ["CODECS", "RatePoint", "RateSummary", "bjontegaard", "codec_format", "decode_settings", "encode_settings",
+           "gain_at_equal_rate", "rate_distortion", "summarize"]
 
 # codec name -> the output format key of resizer.image_io
 CODECS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "jpeg2000": "jp2"}
@@ -109,6 +111,80 @@ def gain_at_equal_rate(reference: Sequence[RatePoint], point: RatePoint) -> floa
         return None
     bpps, psnrs = zip(*curve)
     return point.psnr - float(np.interp(point.bpp, bpps, psnrs))
+
+
+def _fit_mean(x: np.ndarray, y: np.ndarray, low: float, high: float) -> float:
+    """Mean of a polynomial fit of ``y`` over ``x`` (cubic, or lower with fewer points) on ``[low, high]``."""
+    degree = min(3, len(x) - 1)
+    integral = np.polyint(np.polyfit(x, y, degree))
+    return float((np.polyval(integral, high) - np.polyval(integral, low)) / (high - low))
+
+
+def bjontegaard(reference: Sequence[tuple[float, float]], test: Sequence[tuple[float, float]],
+                ) -> tuple[float, float] | None:
+    """``(delta PSNR in dB, delta rate in %)`` of ``test`` against ``reference`` (points ``(bpp, psnr)``).
+
+    Bjontegaard's method (VCEG-M33): PSNR fitted over log rate, averaged over the rates both
+    curves cover; log rate fitted over PSNR, averaged over the PSNRs both cover. A negative
+    rate delta means fewer bits for the same PSNR. ``None`` when the curves do not overlap or
+    either has fewer than two points.
+    """
+    ref = np.asarray(sorted(reference), dtype=np.float64)
+    new = np.asarray(sorted(test), dtype=np.float64)
+    if len(ref) < 2 or len(new) < 2:
+        return None
+    ref_rate, new_rate = np.log10(ref[:, 0]), np.log10(new[:, 0])
+    low, high = max(ref_rate.min(), new_rate.min()), min(ref_rate.max(), new_rate.max())
+    p_low, p_high = max(ref[:, 1].min(), new[:, 1].min()), min(ref[:, 1].max(), new[:, 1].max())
+    if not (high > low and p_high > p_low):
+        return None
+    delta_psnr = _fit_mean(new_rate, new[:, 1], low, high) - _fit_mean(ref_rate, ref[:, 1], low, high)
+    delta_log_rate = (_fit_mean(new[:, 1], new_rate, p_low, p_high) - _fit_mean(ref[:, 1], ref_rate, p_low, p_high))
+    return delta_psnr, (10.0 ** delta_log_rate - 1.0) * 100.0
+
+
+@dataclass(frozen=True)
+class RateSummary:
+    """One pipeline's curve against the plain codec's on one dataset (see :func:`summarize`)."""
+
+    dataset: str
+    pipeline: str
+    codec: str
+    scale: float
+    bd_psnr: float | None  # mean PSNR gain at equal rate, dB
+    bd_rate: float | None  # mean bit-rate change at equal PSNR, %
+    max_bpp: float | None  # only points at or below this rate were used
+    points: int
+    min_gain: float | None  # the smallest per-point gain among them (points in the plain curve's range)
+
+    def to_json(self) -> dict[str, Any]:
+        def r(v: float | None, n: int) -> float | None:
+            return None if v is None else round(v, n)
+
+        return {"summary": True, "dataset": self.dataset, "pipeline": self.pipeline, "codec": self.codec,
+                "scale": self.scale, "bd_psnr": r(self.bd_psnr, 4), "bd_rate": r(self.bd_rate, 2),
+                "max_bpp": self.max_bpp, "points": self.points, "min_gain": r(self.min_gain, 4)}
+
+
+def summarize(points: Sequence[RatePoint], max_bpp: float | None = None) -> list[RateSummary]:
+    """Bjontegaard deltas and the smallest gain of every pipeline against the plain codec, per dataset.
+
+    ``max_bpp`` restricts both curves to points at or below that rate (a target such as
+    "better at or below 0.6 bpp").
+    """
+    summaries = []
+    kept = [p for p in points if max_bpp is None or p.bpp <= max_bpp]
+    for dataset in dict.fromkeys(p.dataset for p in points):
+        plain = [(p.bpp, p.psnr) for p in kept if p.dataset == dataset and p.pipeline == PLAIN]
+        for pipeline in dict.fromkeys(p.pipeline for p in points if p.dataset == dataset and p.pipeline != PLAIN):
+            mine = [p for p in kept if p.dataset == dataset and p.pipeline == pipeline]
+            deltas = bjontegaard(plain, [(p.bpp, p.psnr) for p in mine])
+            gains = [p.gain for p in mine if p.gain is not None]
+            first = next(p for p in points if p.dataset == dataset and p.pipeline == pipeline)
+            summaries.append(RateSummary(dataset, pipeline, first.codec, first.scale,
+                                         None if deltas is None else deltas[0], None if deltas is None else deltas[1],
+                                         max_bpp, len(mine), min(gains) if gains else None))
+    return summaries
 
 
 def _codec_round_trip(picture: Picture, fmt: str, quality: int) -> tuple[Picture, int]:

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from resizer.cli import app
-from resizer.codec import CODECS, RatePoint, gain_at_equal_rate, rate_distortion
+from resizer.codec import CODECS, RatePoint, bjontegaard, gain_at_equal_rate, rate_distortion, summarize
 from resizer.errors import UsageError
 from resizer.image_io import Metadata, Picture, load_picture, save_picture
 from resizer.pairing import read_pairing
@@ -102,6 +102,31 @@ def test_gain_is_interpolated_on_the_plain_curve() -> None:
     assert gain_at_equal_rate(plain, RatePoint("d", "dsn", "jpeg", 20, 2, 0.3, 31.0, 0.9, 1)) is None
 
 
+def test_bjontegaard_deltas_of_known_shifts() -> None:
+    """A curve 1 dB higher is +1 dB at equal rate; one at 80 % of the bits is -20 % at equal PSNR."""
+    reference = [(0.25, 27.0), (0.4, 30.1), (0.6, 32.9), (0.9, 35.2), (1.2, 37.0)]
+    assert bjontegaard(reference, reference) == pytest.approx((0.0, 0.0), abs=1e-9)
+    higher = bjontegaard(reference, [(b, p + 1.0) for b, p in reference])
+    assert higher[0] == pytest.approx(1.0, abs=1e-9) and higher[1] < 0
+    cheaper = bjontegaard(reference, [(0.8 * b, p) for b, p in reference])
+    assert cheaper[1] == pytest.approx(-20.0, abs=1e-6) and cheaper[0] > 0
+    assert bjontegaard(reference, [(2.0, 40.0), (3.0, 42.0)]) is None  # no common range
+    assert bjontegaard(reference, [(0.5, 31.0)]) is None
+
+
+def test_summary_keeps_the_points_at_or_below_max_bpp() -> None:
+    plain = [RatePoint("d", "plain", "jpeg", q, 2, b, p, 0.9, 1) for q, b, p in
+             ((10, 0.3, 27.0), (20, 0.45, 30.0), (40, 0.6, 32.0), (80, 1.2, 37.0))]
+    learned = [RatePoint("d", "dsn", "jpeg", q, 2, b, p, 0.9, 1, gain=g) for q, b, p, g in
+               ((10, 0.35, 29.5, 1.5), (20, 0.5, 31.5, 1.2), (80, 0.9, 33.0, -2.0))]
+    (full,) = summarize([*plain, *learned])
+    (low,) = summarize([*plain, *learned], max_bpp=0.6)
+    assert (full.points, full.min_gain) == (3, -2.0)
+    assert (low.points, low.min_gain, low.max_bpp) == (2, 1.2, 0.6)
+    assert low.bd_psnr > full.bd_psnr
+    assert low.to_json()["summary"] is True and low.to_json()["pipeline"] == "dsn"
+
+
 def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -120,6 +145,12 @@ def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
     table = run("eval", str(bench), "--scale", "2", "--codec", "webp", "--quality", "50")
     assert table.exit_code == 0, table.output
     assert "codec only" in table.output and "dsn x2 + codec" in table.output
+    assert "BD-PSNR" in table.output and "BD-rate" in table.output
+    lines = run("eval", str(bench), "--scale", "2", "--codec", "jpeg", "--quality", "20,50,80", "--max-bpp", "2",
+                "--json").output.splitlines()
+    summaries = [json.loads(line) for line in lines if json.loads(line).get("summary")]
+    assert {s["pipeline"] for s in summaries} == {"bicubic", "dsn"} and all(s["max_bpp"] == 2 for s in summaries)
+    assert run("eval", str(bench), "--scale", "2", "--max-bpp", "1").exit_code == 2
 
 
 def test_codec_training_tunes_the_upscaler_only(dsn_manifest: Path, tmp_path: Path, single_torch_thread) -> None:

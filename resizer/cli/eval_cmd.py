@@ -21,6 +21,7 @@ DownOpt = Annotated[str, typer.Option("--down", help="Method that makes the LR i
 UpOpt = Annotated[str, typer.Option("--up", help="Method that brings them back to the HR size.")]
 CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="Rate-distortion mode: jpeg, webp, avif or jpeg2000.")]
 QualitiesOpt = Annotated[str, typer.Option("--quality", help="Codec qualities, comma-separated (with --codec).")]
+MaxBppOpt = Annotated[Optional[float], typer.Option("--max-bpp", min=0, help="With --codec: summarize only the points at or below this many bits per pixel.")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", help="Write the LR and SR images under DIR/<dataset>/x<scale>/.",
                                                  metavar="DIR")]
 
@@ -45,6 +46,7 @@ def eval_command(
     save: SaveOpt = None,
     codec: CodecOpt = None,
     quality: QualitiesOpt = "20,40,60,80,95",
+    max_bpp: MaxBppOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = None,
     precision: PrecisionOpt = "fp32",
@@ -59,8 +61,10 @@ def eval_command(
     scales = parse_scales(scale)
     options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
     if codec is not None:
-        _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug)
+        _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug, max_bpp)
         return
+    if max_bpp is not None:
+        fail_usage("--max-bpp goes with --codec")
     console = stderr_console()
     show_progress = not quiet and console.is_terminal
 
@@ -125,9 +129,9 @@ def _print_table(results: list) -> None:
     console.print(table)
 
 
-def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug) -> None:
+def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug, max_bpp) -> None:
     """``--codec``: the codec alone, MATLAB bicubic around it, and the learned pair around it."""
-    from ..codec import DEFAULT_PAIR, rate_distortion
+    from ..codec import DEFAULT_PAIR, rate_distortion, summarize
 
     if len(scales) != 1:
         fail_usage("--codec takes one --scale")
@@ -139,9 +143,10 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
     except ValueError:
         fail_usage(f"invalid --quality '{quality}': give comma-separated integers such as 20,40,60")
     points = run_api(lambda: rate_distortion(datasets, scales[0], codec, qualities, pair, options), debug=debug)
+    summaries = summarize(points, max_bpp)
     if as_json:
-        for point in points:
-            print(json.dumps(point.to_json()), flush=True)
+        for record in [*points, *summaries]:
+            print(json.dumps(record.to_json()), flush=True)
         return
     from rich.console import Console
     from rich.table import Table
@@ -157,3 +162,16 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
     if not console.is_terminal:
         console = Console(no_color=True, highlight=False, width=200)
     console.print(table)
+    summary = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold",
+                    title=None if max_bpp is None else f"at or below {max_bpp:g} bpp", title_justify="left")
+    for name in ("dataset", "pipeline", "points", "BD-PSNR", "BD-rate", "min gain"):
+        summary.add_column(name, justify="left" if name in ("dataset", "pipeline") else "right", no_wrap=True)
+
+    def cell(value, text: str) -> str:
+        return "-" if value is None else text.format(value)
+
+    for r in summaries:
+        summary.add_row(r.dataset, f"{r.pipeline} x{r.scale:g} + codec", str(r.points),
+                        cell(r.bd_psnr, "{:+.2f} dB"), cell(r.bd_rate, "{:+.1f} %"), cell(r.min_gain, "{:+.2f}"))
+    console.print()
+    console.print(summary)
