@@ -145,43 +145,50 @@ def bjontegaard(reference: Sequence[tuple[float, float]], test: Sequence[tuple[f
 
 @dataclass(frozen=True)
 class RateSummary:
-    """One pipeline's curve against the plain codec's on one dataset (see :func:`summarize`)."""
+    """One pipeline's curve against another's (the plain codec, or bicubic around it) on one dataset."""
 
     dataset: str
     pipeline: str
+    reference: str  # "plain" or "bicubic"
     codec: str
     scale: float
     bd_psnr: float | None  # mean PSNR gain at equal rate, dB
     bd_rate: float | None  # mean bit-rate change at equal PSNR, %
     max_bpp: float | None  # only points at or below this rate were used
     points: int
-    min_gain: float | None  # the smallest per-point gain among them (points in the plain curve's range)
+    min_gain: float | None  # against the plain codec: the smallest per-point gain (points in its range)
 
     def to_json(self) -> dict[str, Any]:
         def r(v: float | None, n: int) -> float | None:
             return None if v is None else round(v, n)
 
-        return {"summary": True, "dataset": self.dataset, "pipeline": self.pipeline, "codec": self.codec,
+        return {"summary": True, "dataset": self.dataset, "pipeline": self.pipeline, "reference": self.reference,
+                "codec": self.codec,
                 "scale": self.scale, "bd_psnr": r(self.bd_psnr, 4), "bd_rate": r(self.bd_rate, 2),
                 "max_bpp": self.max_bpp, "points": self.points, "min_gain": r(self.min_gain, 4)}
 
 
 def summarize(points: Sequence[RatePoint], max_bpp: float | None = None) -> list[RateSummary]:
-    """Bjontegaard deltas and the smallest gain of every pipeline against the plain codec, per dataset.
+    """Bjontegaard deltas of every pipeline against the plain codec, and of the learned pair against
+    the bicubic pipeline, per dataset; with the smallest per-point gain over the plain codec.
 
-    ``max_bpp`` restricts both curves to points at or below that rate (a target such as
+    ``max_bpp`` restricts the curves to points at or below that rate (a target such as
     "better at or below 0.6 bpp").
     """
     summaries = []
     kept = [p for p in points if max_bpp is None or p.bpp <= max_bpp]
     for dataset in dict.fromkeys(p.dataset for p in points):
-        plain = [(p.bpp, p.psnr) for p in kept if p.dataset == dataset and p.pipeline == PLAIN]
-        for pipeline in dict.fromkeys(p.pipeline for p in points if p.dataset == dataset and p.pipeline != PLAIN):
-            mine = [p for p in kept if p.dataset == dataset and p.pipeline == pipeline]
-            deltas = bjontegaard(plain, [(p.bpp, p.psnr) for p in mine])
-            gains = [p.gain for p in mine if p.gain is not None]
+        def curve(pipeline: str) -> list[RatePoint]:
+            return [p for p in kept if p.dataset == dataset and p.pipeline == pipeline]
+
+        pipelines = [n for n in dict.fromkeys(p.pipeline for p in points if p.dataset == dataset) if n != PLAIN]
+        pairs = [(n, PLAIN) for n in pipelines] + [(n, BICUBIC) for n in pipelines if n != BICUBIC]
+        for pipeline, reference in pairs:
+            mine = curve(pipeline)
+            deltas = bjontegaard([(p.bpp, p.psnr) for p in curve(reference)], [(p.bpp, p.psnr) for p in mine])
+            gains = [p.gain for p in mine if p.gain is not None] if reference == PLAIN else []
             first = next(p for p in points if p.dataset == dataset and p.pipeline == pipeline)
-            summaries.append(RateSummary(dataset, pipeline, first.codec, first.scale,
+            summaries.append(RateSummary(dataset, pipeline, reference, first.codec, first.scale,
                                          None if deltas is None else deltas[0], None if deltas is None else deltas[1],
                                          max_bpp, len(mine), min(gains) if gains else None))
     return summaries

@@ -119,12 +119,18 @@ def test_summary_keeps_the_points_at_or_below_max_bpp() -> None:
              ((10, 0.3, 27.0), (20, 0.45, 30.0), (40, 0.6, 32.0), (80, 1.2, 37.0))]
     learned = [RatePoint("d", "dsn", "jpeg", q, 2, b, p, 0.9, 1, gain=g) for q, b, p, g in
                ((10, 0.35, 29.5, 1.5), (20, 0.5, 31.5, 1.2), (80, 0.9, 33.0, -2.0))]
-    (full,) = summarize([*plain, *learned])
-    (low,) = summarize([*plain, *learned], max_bpp=0.6)
-    assert (full.points, full.min_gain) == (3, -2.0)
+    bicubic = [RatePoint("d", "bicubic", "jpeg", q, 2, b, p - 0.5, 0.9, 1) for q, b, p, _ in
+               ((10, 0.35, 29.5, 0), (20, 0.5, 31.5, 0), (80, 0.9, 33.0, 0))]
+    (full, _) = summarize([*plain, *learned])
+    (low, _) = summarize([*plain, *learned], max_bpp=0.6)
+    assert (full.points, full.min_gain, full.reference) == (3, -2.0, "plain")
     assert (low.points, low.min_gain, low.max_bpp) == (2, 1.2, 0.6)
     assert low.bd_psnr > full.bd_psnr
     assert low.to_json()["summary"] is True and low.to_json()["pipeline"] == "dsn"
+    against = {(s.pipeline, s.reference): s for s in summarize([*plain, *bicubic, *learned])}
+    assert set(against) == {("bicubic", "plain"), ("dsn", "plain"), ("dsn", "bicubic")}
+    assert against[("dsn", "bicubic")].bd_psnr == pytest.approx(0.5, abs=1e-9)
+    assert against[("dsn", "bicubic")].min_gain is None
 
 
 def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
@@ -149,7 +155,9 @@ def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
     lines = run("eval", str(bench), "--scale", "2", "--codec", "jpeg", "--quality", "20,50,80", "--max-bpp", "2",
                 "--json").output.splitlines()
     summaries = [json.loads(line) for line in lines if json.loads(line).get("summary")]
-    assert {s["pipeline"] for s in summaries} == {"bicubic", "dsn"} and all(s["max_bpp"] == 2 for s in summaries)
+    assert {(s["pipeline"], s["reference"]) for s in summaries} == {("bicubic", "plain"), ("dsn", "plain"),
+                                                                    ("dsn", "bicubic")}
+    assert all(s["max_bpp"] == 2 for s in summaries)
     assert run("eval", str(bench), "--scale", "2", "--max-bpp", "1").exit_code == 2
 
 

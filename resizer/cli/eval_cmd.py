@@ -164,14 +164,16 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
     console.print(table)
     summary = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold",
                     title=None if max_bpp is None else f"at or below {max_bpp:g} bpp", title_justify="left")
-    for name in ("dataset", "pipeline", "points", "BD-PSNR", "BD-rate", "min gain"):
-        summary.add_column(name, justify="left" if name in ("dataset", "pipeline") else "right", no_wrap=True)
+    for name in ("dataset", "pipeline", "against", "points", "BD-PSNR", "BD-rate", "min gain"):
+        summary.add_column(name, justify="left" if name in ("dataset", "pipeline", "against") else "right",
+                           no_wrap=True)
 
     def cell(value, text: str) -> str:
         return "-" if value is None else text.format(value)
 
     for r in summaries:
-        summary.add_row(r.dataset, f"{r.pipeline} x{r.scale:g} + codec", str(r.points),
+        against = "codec only" if r.reference == "plain" else f"{r.reference} x{r.scale:g} + codec"
+        summary.add_row(r.dataset, f"{r.pipeline} x{r.scale:g} + codec", against, str(r.points),
                         cell(r.bd_psnr, "{:+.2f} dB"), cell(r.bd_rate, "{:+.1f} %"), cell(r.min_gain, "{:+.2f}"))
     console.print()
     console.print(summary)
