@@ -121,26 +121,28 @@ def _fit_mean(x: np.ndarray, y: np.ndarray, low: float, high: float) -> float:
 
 
 def bjontegaard(reference: Sequence[tuple[float, float]], test: Sequence[tuple[float, float]],
-                ) -> tuple[float, float] | None:
+                ) -> tuple[float | None, float | None]:
     """``(delta PSNR in dB, delta rate in %)`` of ``test`` against ``reference`` (points ``(bpp, psnr)``).
 
     Bjontegaard's method (VCEG-M33): PSNR fitted over log rate, averaged over the rates both
     curves cover; log rate fitted over PSNR, averaged over the PSNRs both cover. A negative
-    rate delta means fewer bits for the same PSNR. ``None`` when the curves do not overlap or
-    either has fewer than two points.
+    rate delta means fewer bits for the same PSNR. Each delta is ``None`` where the curves
+    share no such range (or either has fewer than two points).
     """
-    ref = np.asarray(sorted(reference), dtype=np.float64)
-    new = np.asarray(sorted(test), dtype=np.float64)
+    ref = np.asarray(sorted(reference), dtype=np.float64).reshape(-1, 2)
+    new = np.asarray(sorted(test), dtype=np.float64).reshape(-1, 2)
     if len(ref) < 2 or len(new) < 2:
-        return None
+        return None, None
     ref_rate, new_rate = np.log10(ref[:, 0]), np.log10(new[:, 0])
     low, high = max(ref_rate.min(), new_rate.min()), min(ref_rate.max(), new_rate.max())
     p_low, p_high = max(ref[:, 1].min(), new[:, 1].min()), min(ref[:, 1].max(), new[:, 1].max())
-    if not (high > low and p_high > p_low):
-        return None
-    delta_psnr = _fit_mean(new_rate, new[:, 1], low, high) - _fit_mean(ref_rate, ref[:, 1], low, high)
-    delta_log_rate = (_fit_mean(new[:, 1], new_rate, p_low, p_high) - _fit_mean(ref[:, 1], ref_rate, p_low, p_high))
-    return delta_psnr, (10.0 ** delta_log_rate - 1.0) * 100.0
+    delta_psnr = delta_rate = None
+    if high > low:
+        delta_psnr = _fit_mean(new_rate, new[:, 1], low, high) - _fit_mean(ref_rate, ref[:, 1], low, high)
+    if p_high > p_low:
+        delta_log_rate = _fit_mean(new[:, 1], new_rate, p_low, p_high) - _fit_mean(ref[:, 1], ref_rate, p_low, p_high)
+        delta_rate = (10.0 ** delta_log_rate - 1.0) * 100.0
+    return delta_psnr, delta_rate
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,7 @@ def summarize(points: Sequence[RatePoint], max_bpp: float | None = None) -> list
             deltas = bjontegaard([(p.bpp, p.psnr) for p in curve(reference)], [(p.bpp, p.psnr) for p in mine])
             gains = [p.gain for p in mine if p.gain is not None] if reference == PLAIN else []
             first = next(p for p in points if p.dataset == dataset and p.pipeline == pipeline)
-            summaries.append(RateSummary(dataset, pipeline, reference, first.codec, first.scale,
-                                         None if deltas is None else deltas[0], None if deltas is None else deltas[1],
+            summaries.append(RateSummary(dataset, pipeline, reference, first.codec, first.scale, *deltas,
                                          max_bpp, len(mine), min(gains) if gains else None))
     return summaries
 

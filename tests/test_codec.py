@@ -110,8 +110,10 @@ def test_bjontegaard_deltas_of_known_shifts() -> None:
     assert higher[0] == pytest.approx(1.0, abs=1e-9) and higher[1] < 0
     cheaper = bjontegaard(reference, [(0.8 * b, p) for b, p in reference])
     assert cheaper[1] == pytest.approx(-20.0, abs=1e-6) and cheaper[0] > 0
-    assert bjontegaard(reference, [(2.0, 40.0), (3.0, 42.0)]) is None  # no common range
-    assert bjontegaard(reference, [(0.5, 31.0)]) is None
+    assert bjontegaard(reference, [(2.0, 40.0), (3.0, 42.0)]) == (None, None)  # no common range
+    assert bjontegaard(reference, [(0.5, 31.0)]) == (None, None)
+    lower = bjontegaard(reference, [(0.3, 24.0), (0.5, 26.0), (0.7, 26.9)])  # common rates, no common PSNRs
+    assert lower[0] < -4 and lower[1] is None
 
 
 def test_summary_keeps_the_points_at_or_below_max_bpp() -> None:
