@@ -86,7 +86,7 @@ def test_dsn_with_jpeg_beats_jpeg_and_the_bicubic_pipeline_on_set5(datasets: Pat
 
     At low rates the pair gains the issue's 1.5 dB over JPEG at equal bits per pixel, and it
     gains something up to 0.6 bpp; from 0.25 to 0.6 bpp it also beats the bicubic pipeline at
-    equal bits per pixel (measured with the weights of stop 3: +0.5 to +1.1 dB; below 0.2 bpp
+    equal bits per pixel (measured with the weights of stop 3: +0.4 to +1.5 dB; below 0.2 bpp
     the bicubic pipeline is as good or better).
     """
     from resizer.codec import gain_at_equal_rate, rate_distortion
