@@ -10,9 +10,10 @@ are those of ``down``/``up``.
 SSIM on luma (the benchmark protocol's crop and shave) for the plain codec, for MATLAB
 bicubic around it, and for the learned pair around it, at each quality; the gain of a
 pipeline is its PSNR minus the plain codec's PSNR interpolated at the same bits per pixel.
-:func:`summarize` condenses each curve against the plain codec's into the Bjontegaard
-deltas codec comparisons use: the mean PSNR gain over the common rate range, and the mean
-change in bits at equal PSNR. The bytes counted are the whole file as ``encode`` writes it, metadata included.
+:func:`summarize` condenses each curve against the plain codec's (and the learned pair's
+against the bicubic pipeline's) into the Bjontegaard deltas codec comparisons use: the mean
+PSNR gain over the common rate range, and the mean change in bits at equal PSNR. The bytes
+counted are the whole file as ``encode`` writes it, metadata included.
 """
 
 from __future__ import annotations

@@ -346,7 +346,7 @@ def adaptive_resample(hr: torch.Tensor, kernels: torch.Tensor, offsets_x: torch.
 # the codec (DSN): the real codec has no gradient, this one does. It follows libjpeg as
 # Pillow drives it: JFIF YCbCr, 4:2:0 chroma (2x2 mean; decoded by the triangle filter of
 # libjpeg's "fancy" upsampling, which is bilinear at x2), 8x8 DCT-II blocks, the IJG tables
-# scaled by ``quality``, rounding with a straight-through gradient. ``jpeg_bits`` is a
+# scaled by ``quality``, rounding with a straight-through gradient. The bits it returns are a
 # smooth rate proxy (sum of log2(1 + |coefficient / step|)), not an entropy coder.
 # =====================================================================================
 
