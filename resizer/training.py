@@ -1047,10 +1047,10 @@ def export_weights(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: 
         "schedule": _schedule_text(c),
         "seed": c.seed,
         "hardware": hardware or hardware_string(device),
-        "wall_time_s": round(wall_time_s, 1),
+        "wall_time_s": round(wall_time_s, 3),
         "command": c.command or c.to_command(segments),
     }
-    recipe = _chained_recipe(recipe, c.init, manifest)
+    recipe = _chained_recipe(recipe, c, segments, c.init, manifest)
     fields = {
         "name": c.export, "arch": c.arch, "family": arch.family, "task": arch.task,
         "config": model_cpu_config, "scales": [_scale_value(s) for s in served], "file": path.name,
@@ -1093,10 +1093,10 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     recipe = {
         "data": "+".join(Path(d).name for d in c.data), "steps": c.steps, "batch": c.batch, "patch": c.patch,
         "schedule": _schedule_text(c, pair=True) + _loss_weights_text(model, c), "seed": c.seed,
-        "hardware": hardware or hardware_string(device), "wall_time_s": round(wall_time_s, 1),
+        "hardware": hardware or hardware_string(device), "wall_time_s": round(wall_time_s, 3),
         "command": c.command or c.to_command(segments),
     }
-    recipe = _chained_recipe(recipe, f"{c.init}-up.safetensors" if c.init else None, manifest)
+    recipe = _chained_recipe(recipe, c, segments, f"{c.init}-up.safetensors" if c.init else None, manifest)
     # Scoring reads the pair through the manifest, so files and entries go in first; if anything
     # fails, the manifest and both files are put back as they were (nothing unscored is left).
     paths = [manifest.parent / f"{c.export}-{part}.safetensors" for part in ("down", "up")]
@@ -1120,11 +1120,14 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     return {"entries": [e.name for e in entries], "scores": scores}
 
 
-def _chained_recipe(recipe: dict[str, Any], init: str | None, manifest: Path) -> dict[str, Any]:
+def _chained_recipe(recipe: dict[str, Any], c: TrainConfig, segments: Sequence[dict[str, int]],
+                    init: str | None, manifest: Path) -> dict[str, Any]:
     """A run that started from a shipped file (``--init weights/NAME...``) continues that file's recipe.
 
     The earlier recipe's command comes first (it writes the file this run starts from), then
     this run's; steps and wall time add up. Without such an ``--init`` the recipe is unchanged.
+    Recorded commands export to the bundled ``weights/``, so this run's ``--init`` is written
+    as ``weights/NAME`` wherever the manifest it was trained against lives.
     """
     from . import weights as wapi
 
@@ -1136,9 +1139,11 @@ def _chained_recipe(recipe: dict[str, Any], init: str | None, manifest: Path) ->
     prior = next((e.recipe for e in wapi.read_manifest(manifest) if e.file == path.name), None)
     if not prior:
         return recipe
+    if not c.command:
+        recipe = {**recipe, "command": dataclasses.replace(c, init=f"weights/{Path(c.init).name}").to_command(segments)}
     return {**recipe, "steps": int(prior["steps"]) + int(recipe["steps"]),
             "schedule": f"{prior['schedule']}; then {recipe['schedule']}",
-            "wall_time_s": round(float(prior["wall_time_s"]) + float(recipe["wall_time_s"]), 1),
+            "wall_time_s": round(float(prior["wall_time_s"]) + float(recipe["wall_time_s"]), 3),
             "hardware": recipe["hardware"] if prior["hardware"] == recipe["hardware"]
             else f"{prior['hardware']}; then {recipe['hardware']}",
             "command": f"{prior['command']} && {recipe['command']}"}

@@ -153,6 +153,9 @@ def test_a_run_from_a_shipped_file_continues_its_recipe(folders, tmp_path):
     assert second.recipe["steps"] == 7
     assert second.recipe["command"].startswith(first.recipe["command"] + " && resizer train srcnn")
     assert "--init" in second.recipe["command"].split(" && ")[1]
+    # The first command exports to the bundled weights/, so the second starts from there.
+    assert "--init weights/tiny-srcnn.safetensors" in second.recipe["command"]
+    assert str(tmp_path / "w") not in second.recipe["command"]
     assert second.recipe["wall_time_s"] >= first.recipe["wall_time_s"]
     assert second.recipe["schedule"].startswith(first.recipe["schedule"] + "; then ")
 
