@@ -88,7 +88,7 @@ class TrainConfig:
     batch: int = 16
     patch: int = 48
     lr: float = 1e-3
-    loss: str = "l2"
+    loss: str | None = None  # l1 or l2 (default); a down/up pair trains on its joint objective instead
     schedule: str = "cosine"
     min_lr: float = 0.01
     warmup: int = 0
@@ -135,7 +135,7 @@ class TrainConfig:
             val=tuple(str(v) for v in self.val),
             bench=tuple(str(b) for b in self.bench),
             eval_scales=tuple(float(s) for s in self.eval_scales),
-            loss=self.loss.lower(),
+            loss=self.loss.lower() if self.loss else (None if _is_pair(self.arch) else "l2"),
             schedule=self.schedule.lower(),
             precision=self.precision.lower(),
             model_config=dict(self.model_config or {}),
@@ -186,7 +186,7 @@ class TrainConfig:
         for s in c.eval_scales:
             parts += ["--eval-scale", _fmt_scale(s)]
         parts += ["--steps", str(c.steps), "--batch", str(c.batch), "--patch", str(c.patch),
-                  "--lr", f"{c.lr:g}", "--loss", c.loss, "--schedule", c.schedule]
+                  "--lr", f"{c.lr:g}"] + (["--loss", c.loss] if c.loss else []) + ["--schedule", c.schedule]
         if c.schedule == "cosine":
             parts += ["--min-lr", f"{c.min_lr:g}"]
         else:
@@ -693,7 +693,7 @@ def _validate_config(c: TrainConfig) -> None:
         raise UsageError("--log-every must be >= 1")
     if c.batch < 1:
         raise UsageError("--batch must be >= 1")
-    if c.loss not in _LOSSES:
+    if c.loss is not None and c.loss not in _LOSSES:
         raise UsageError(f"unknown loss '{c.loss}' (use l1 or l2)")
     if c.schedule not in _SCHEDULES:
         raise UsageError(f"unknown schedule '{c.schedule}' (use cosine or step)")
@@ -758,6 +758,9 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     """
     from .models import create_model, get_architecture, pair_architectures
 
+    if config.loss and _is_pair(config.arch):
+        raise UsageError(f"--loss: '{config.arch}' is a down/up pair trained on its joint objective "
+                         f"(L1 of the round trip plus its --loss-weight terms), not l1/l2")
     c = config.normalized()
     _validate_config(c)
     pair = pair_architectures(c.arch)
@@ -786,6 +789,8 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         for key in TrainConfig._TRAJECTORY:
             ours = c.to_json()[key]
             theirs = saved.get(key, defaults[key])  # a run saved before the field existed had the default
+            if key == "loss" and pair:
+                continue  # pairs saved "l2" before they said they ignore it
             if theirs != ours:
                 raise UsageError(f"--resume: {key} differs from the run in '{run_dir}' "
                                  f"({theirs!r} there, {ours!r} now)")
@@ -1192,13 +1197,19 @@ def _loss_weights_text(model: torch.nn.Module, c: TrainConfig) -> str:
     return ""
 
 
+def _is_pair(arch: str) -> bool:
+    from .models import pair_architectures
+
+    return bool(pair_architectures(arch))
+
+
 def _scale_value(s: float) -> int | float:
     return int(s) if float(s).is_integer() else float(s)
 
 
 def _schedule_text(c: TrainConfig, pair: bool = False) -> str:
     """The optimiser, loss and schedule in words (a pair's loss is its joint objective, said separately)."""
-    loss = "" if pair else f"{c.loss.upper()} loss, "
+    loss = "" if pair else f"{(c.loss or 'l2').upper()} loss, "
     warm = f", {c.warmup} warmup steps" if c.warmup else ""
     clip = f", grad-norm clip {c.clip:g}" if c.clip else ""
     if c.schedule == "cosine":

@@ -84,6 +84,7 @@ def test_export_writes_both_halves_with_round_trip_scores(car_manifest: Path) ->
     assert score == down.scores["bench"]["x4"]
     assert 15 < score["psnr"] < 60 and 15 < score["thumbnail_psnr"] < 60
     assert "offset 0.002" in up.recipe["schedule"] and "--loss-weight offset=0.002" in up.recipe["command"]
+    assert "--loss " not in up.recipe["command"]  # a pair's objective is its joint loss, not --loss
     assert (car_manifest.parent / down.file).is_file() and (car_manifest.parent / up.file).is_file()
 
 

@@ -98,3 +98,20 @@ def test_dsn_with_jpeg_beats_jpeg_and_the_bicubic_pipeline_on_set5(datasets: Pat
     assert all(p.gain > 0 for p in learned.values() if p.gain is not None and p.bpp <= 0.6)
     over_bicubic = [gain_at_equal_rate(bicubic, p) for p in learned.values() if 0.25 <= p.bpp <= 0.6]
     assert len(over_bicubic) >= 2 and all(g is not None and g > 0.3 for g in over_bicubic)
+
+
+@pytest.mark.parametrize("entry", [e for e in read_manifest() if e.source == "bundled"], ids=lambda e: e.name)
+def test_every_recipe_command_is_one_resizer_train_accepts(entry) -> None:
+    """`resizer train` can reproduce each shipped file: its recorded command line parses today."""
+    import shlex
+
+    import typer
+
+    train_command = typer.main.get_command(app).commands["train"]
+    for command in entry.recipe["command"].split(" && "):
+        words = shlex.split(command)
+        assert words[:2] == ["resizer", "train"], command
+        params = train_command.make_context("train", words[2:]).params  # raises on an unknown or bad option
+        assert params["arch"] in (entry.family, entry.arch)
+        if entry.task == "down" or params["arch"] in PAIRED_FAMILIES:
+            assert params["loss"] is None, f"{entry.name}: a pair refuses --loss"

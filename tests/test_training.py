@@ -119,6 +119,7 @@ def test_export_writes_weights_and_manifest_entry(folders, tmp_path):
     recipe = entry.recipe
     assert recipe["data"] == "data" and recipe["steps"] == 20 and recipe["batch"] == 4 and recipe["seed"] == 1
     assert recipe["command"].startswith("resizer train srcnn --scale 3 --data ")
+    assert "--loss l2" in recipe["command"] and "L2 loss" in recipe["schedule"]  # the default, said
     assert "--export tiny-srcnn" in recipe["command"] and recipe["hardware"] and recipe["wall_time_s"] > 0
     score = entry.scores["bench"]["x3"]
     assert 5 < score["psnr"] < 60 and 0 < score["ssim"] <= 1
@@ -238,6 +239,7 @@ def test_cli_end_to_end(folders, tmp_path):
         ({"data": "MISSING"}, "does not exist"),
         ({"scale": "1"}, "must be greater than 1"),
         ({"loss": "l3"}, "unknown loss"),
+        ({"arch": "dsn", "scale": "2", "loss": "l1"}, "is a down/up pair trained on its joint objective"),
         ({"resume": True}, "no checkpoint"),
     ],
 )

@@ -23,7 +23,7 @@ def train_command(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Patches per step.")] = 16,
     patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side in pixels.")] = 48,
     lr: Annotated[float, typer.Option("--lr", help="Peak Adam learning rate.")] = 1e-3,
-    loss: Annotated[str, typer.Option("--loss", help="l1 or l2.")] = "l2",
+    loss: Annotated[Optional[str], typer.Option("--loss", help="l1 or l2 (default l2); single networks only: a down/up pair trains on its joint objective, see --loss-weight.")] = None,
     schedule: Annotated[str, typer.Option("--schedule", help="cosine or step.")] = "cosine",
     min_lr: Annotated[float, typer.Option("--min-lr", help="cosine: final learning rate as a fraction of --lr.")] = 0.01,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Linear warm-up steps.")] = 0,
