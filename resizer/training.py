@@ -758,12 +758,12 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     """
     from .models import create_model, get_architecture, pair_architectures
 
-    if config.loss and _is_pair(config.arch):
-        raise UsageError(f"--loss: '{config.arch}' is a down/up pair trained on its joint objective "
-                         f"(L1 of the round trip plus its --loss-weight terms), not l1/l2")
     c = config.normalized()
     _validate_config(c)
     pair = pair_architectures(c.arch)
+    if pair and c.loss:  # normalized() leaves a pair's loss unset unless one was asked for
+        raise UsageError(f"--loss: '{c.arch}' is a down/up pair trained on its joint objective "
+                         f"(L1 of the round trip plus its --loss-weight terms), not l1/l2")
     arch = get_architecture(pair[1].name if pair else c.arch)
     if arch.task != "up":
         raise UsageError(f"architecture '{c.arch}' is a downscaler: train its pair by the family name "
