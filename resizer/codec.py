@@ -207,7 +207,8 @@ def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT
                     progress: Callable[[int, int, str], None] | None = None) -> list[RatePoint]:
     """Rate-distortion points of the plain codec, bicubic + codec and ``pair`` + codec (see the module docstring)."""
     from .evaluation import _read, list_dataset, protocol_sizes
-    from .metrics import luma, psnr, shave, ssim
+    from .color import luma
+    from .metrics import psnr, shave, ssim
 
     fmt = codec_format(codec)
     qualities = [int(q) for q in qualities]

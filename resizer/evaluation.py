@@ -20,7 +20,8 @@ import numpy as np
 from .errors import ImageReadError, ResizerError, UsageError
 from .image_io import Picture, is_image_path, load_picture, save_picture
 from .methods import Method, ResizeRequest, RunOptions, get_method
-from .metrics import luma, psnr, shave, ssim
+from .color import luma
+from .metrics import psnr, shave, ssim
 
 __all__ = ["EvalResult", "ImageScore", "evaluate", "protocol_sizes", "list_dataset"]
 

@@ -24,7 +24,8 @@ from .methods import Method, ResizeRequest, RunOptions, register_method
 from .models import ResamplingModel, list_architectures
 from .models.base import upscaled_size
 from .ops import imresize
-from .tensors import pixels_to_tensor, rgb_to_ycbcr, tensor_to_pixels, ycbcr_to_rgb
+from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .tensors import pixels_to_tensor, tensor_to_pixels
 
 __all__ = ["LearnedMethod", "PairedMethod", "anchor_to", "bicubic_to", "downscale_picture", "upscale_picture"]
 

@@ -81,28 +81,21 @@ def register_method(method: Method) -> Method:
     return method
 
 
-def add_provider(module: str) -> None:
-    """Declare a module that registers more methods when imported."""
-    if module not in _PROVIDERS:
-        _PROVIDERS.append(module)
-
-
-def _load(all_providers: bool, wanted: str | None = None) -> None:
+def _load(wanted: str | None = None) -> None:
+    """Import provider modules in order until ``wanted`` is registered (all of them for ``None``)."""
     for module in _PROVIDERS:
         if wanted is not None and wanted in _REGISTRY:
             return
         if module not in _loaded:
             importlib.import_module(module)
             _loaded.add(module)
-        if not all_providers and wanted is None:
-            return
 
 
 def get_method(name: str) -> Method:
     """Look a method up by name, importing provider modules only as far as needed."""
     key = name.strip().lower()
     if key not in _REGISTRY:
-        _load(all_providers=True, wanted=key)
+        _load(key)
     if key not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
         raise UsageError(f"unknown method '{name}' (available: {known})")
@@ -111,6 +104,6 @@ def get_method(name: str) -> Method:
 
 def list_methods(direction: Direction | None = None) -> list[Method]:
     """All registered methods, optionally only those that scale in ``direction``."""
-    _load(all_providers=True)
+    _load()
     methods = sorted(_REGISTRY.values(), key=lambda m: m.name)
     return [m for m in methods if direction is None or direction in m.directions]

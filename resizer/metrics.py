@@ -1,6 +1,6 @@
 """Image-quality metrics exactly as the super-resolution papers compute them.
 
-PSNR and SSIM are measured on the luma channel (MATLAB ``rgb2ycbcr``), after shaving
+PSNR and SSIM are measured on the luma channel (:func:`resizer.color.luma`), after shaving
 the borders; SSIM is Wang et al.'s ``ssim_index.m`` (11x11 Gaussian, sigma 1.5,
 K = (0.01, 0.03), L = 255, 'valid' filtering, no automatic downsampling). Everything
 is computed in float64 so that the tables' second decimal is reproducible.
@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["psnr", "ssim", "luma", "shave", "modcrop"]
+__all__ = ["psnr", "ssim", "shave", "modcrop"]
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -85,29 +85,6 @@ def ssim(a: ArrayLike, b: ArrayLike, peak: float = 255.0) -> float:
     sigma12 = xy - mu1_mu2
     ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
     return float(ssim_map.mean())
-
-
-def luma(pixels: np.ndarray) -> np.ndarray:
-    """The channel the papers score: MATLAB ``rgb2ycbcr`` Y for colour, raw values for grey.
-
-    ``pixels`` is ``(H, W, C)`` (or ``(H, W)``); alpha is ignored. Y is float64 in the
-    [16, 235] range and deliberately not rounded (the common evaluation code keeps it
-    float; rounding costs up to ~0.02 dB). 16-bit images are brought to the 8-bit scale
-    so that ``peak=255`` still applies.
-    """
-    a = np.asarray(pixels)
-    scale = 255.0 / 65535.0 if a.dtype == np.uint16 else 1.0
-    a = a.astype(np.float64) * scale
-    if a.ndim == 2:
-        return a
-    if a.ndim != 3:
-        raise ValueError(f"expected (H, W, C) pixels, got shape {a.shape}")
-    if a.shape[2] in (1, 2):
-        return a[:, :, 0]
-    if a.shape[2] in (3, 4):
-        r, g, b = a[:, :, 0], a[:, :, 1], a[:, :, 2]
-        return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
-    raise ValueError(f"unsupported channel count {a.shape[2]}")
 
 
 def shave(a: np.ndarray, border: int) -> np.ndarray:

@@ -418,7 +418,7 @@ def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _y255(x: torch.Tensor) -> torch.Tensor:
     """``(1, C, H, W)`` in [0, 1] -> luma ``(H, W)`` in [0, 255] (raw values for grey)."""
-    from .tensors import rgb_to_ycbcr
+    from .color import rgb_to_ycbcr
 
     if x.shape[1] == 1:
         return x[0, 0] * 255.0
@@ -436,7 +436,7 @@ def validate(model: torch.nn.Module, folders: Sequence[str | Path], scales: Sequ
     numbers recorded in the manifest come from ``resizer.evaluation.evaluate`` instead.
     """
     from .ops import imresize
-    from .tensors import rgb_to_ycbcr
+    from .color import rgb_to_ycbcr
 
     device = torch.device(device)
     color = getattr(model, "color", "y")

@@ -18,7 +18,8 @@ from resizer.errors import ImageReadError, ResizerError, UsageError
 from resizer.evaluation import EvalResult, evaluate, protocol_sizes
 from resizer.image_io import Picture
 from resizer.methods import Method
-from resizer.metrics import luma, modcrop, psnr, shave, ssim
+from resizer.color import luma
+from resizer.metrics import modcrop, psnr, shave, ssim
 from resizer.ops import imresize
 
 from .conftest import synthetic_photo

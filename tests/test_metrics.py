@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from resizer.metrics import luma, modcrop, psnr, shave, ssim
+from resizer.color import luma
+from resizer.metrics import modcrop, psnr, shave, ssim
 
 
 def _slow_ssim(a: np.ndarray, b: np.ndarray) -> float:

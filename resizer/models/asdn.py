@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from ..ops import imresize
 from .base import ResamplingModel, upscaled_size
 from .car import _ResBlock, _shrink_
-from .registry import register_architecture
+from .registry import ModelFamily, register_architecture, register_family
 
 __all__ = ["ASDN", "blend_levels", "level_index", "level_scales", "linear_resample", "recursion_schedule"]
 
@@ -184,3 +184,7 @@ class ASDN(ResamplingModel):
             if not last:
                 x = x.clamp(0, 1)  # the next pass sees an image, as in training
         return x
+
+
+FAMILY = register_family(ModelFamily("asdn", "any-scale", ("asdn",), "y",
+                            summary="ASDN-style arbitrary-scale upscaler: Laplacian levels x1.1..x2, recursion past x2"))

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from ..ops import adaptive_resample, imresize
 from .base import ResamplingModel, upscaled_size
-from .registry import register_architecture
+from .registry import ModelFamily, register_architecture, register_family
 
 __all__ = [
     "CARDownscaler", "CARLossWeights", "CARSample", "CARUpscaler", "car_joint_loss", "downscaled_size",
@@ -377,3 +377,7 @@ def car_joint_loss(down: CARDownscaler, up: CARUpscaler, hr: torch.Tensor,
         terms["lr_fidelity"] = w.lr_fidelity * F.l1_loss(sample.lr, target)
     total = sum(terms.values())
     return total, {name: float(value.detach()) for name, value in terms.items()}
+
+
+FAMILY = register_family(ModelFamily("car", "pair", ("car-down", "car-up"), "rgb", scales=(2, 4), per_scale_config=True,
+                            summary="CAR content adaptive resampler (Sun & Chen 2020), RGB, trained with car-up"))

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from .base import ResamplingModel
 from .car import _ResBlock, _shrink_
-from .registry import register_architecture
+from .registry import ModelFamily, register_architecture, register_family
 
 if TYPE_CHECKING:
     import numpy as np
@@ -232,3 +232,7 @@ class DAIR(ResamplingModel):
                 kernels = self.refiner(torch.cat([current, nearest], dim=1))
                 current = adaptive_interpolate(current, kernels, 1, self.kernel_size, self.dilations)
         return current
+
+
+FAMILY = register_family(ModelFamily("dair", "single", ("dair",), "y", scales=(2, 3, 4), per_scale_config=True, draws_kernels=True,
+                            summary="DAIR (deep adaptive image resampling): learned per-pixel kernels, luma"))

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from .base import ResamplingModel
 from .car import _shrink_, downscaled_size
-from .registry import register_architecture
+from .registry import ModelFamily, register_architecture, register_family
 
 __all__ = ["DSNLossWeights", "DownSNet", "UpSNet", "dsn_joint_loss", "qbrelu"]
 
@@ -188,3 +188,7 @@ def dsn_joint_loss(down: DownSNet, up: UpSNet, hr: torch.Tensor,
         terms["lr_fidelity"] = w.lr_fidelity * F.l1_loss(raw, target)
     total = sum(terms.values())
     return total, {name: float(value.detach()) for name, value in terms.items()}
+
+
+FAMILY = register_family(ModelFamily("dsn", "pair", ("dsn-down", "dsn-up"), "rgb", scales=(2, 3, 4), per_scale_config=True,
+                            summary="DSN Down-SNet (Chen et al.): super-pixel residual + quantized bilateral ReLU, RGB"))

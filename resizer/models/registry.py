@@ -1,7 +1,11 @@
-"""Architecture registry, in the spirit of timm: model modules register their builders.
+"""Architecture and family registry, in the spirit of timm: model modules register themselves.
 
-Pretrained weights are paired with architectures by name through the manifest
-(``resizer.weights``); this module knows only how to build a network.
+An :class:`Architecture` is one buildable network. A :class:`ModelFamily` is what a
+``--method`` name stands for: its kind (one network, a down/up pair, one network for any
+scale), its architectures, the colour its networks see, the scales it is trained per,
+its capabilities and its training objective. The method adapter, the weights loader,
+training, evaluation, the benchmark and the CLI read the family instead of probing
+networks. Pretrained weights are paired with architectures by name through the manifest.
 
 Model modules (``resizer/models/*.py``) register themselves when imported. A lookup
 that misses imports every module of this package first, so a new architecture file
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 
 Task = Literal["up", "down"]
 TASKS: tuple[str, ...] = ("up", "down")
+FamilyKind = Literal["single", "pair", "any-scale"]
+FAMILY_KINDS: tuple[str, ...] = ("single", "pair", "any-scale")
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,62 @@ class Architecture:
         return not params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+@dataclass(frozen=True)
+class ModelFamily:
+    """One family of networks behind a ``--method`` name, described once beside its networks.
+
+    ``architectures`` names the networks: ``(down, up)`` for a pair, ``(up,)`` otherwise.
+    ``scales`` are the factors its shipped weights are trained per (``()`` for any-scale
+    families, whose one file serves every scale). ``per_scale_config``: each network is
+    built for one scale (its config carries ``"scale"``). ``draws_kernels``: its upscaler
+    can picture the per-pixel kernels it predicts (``kernel_image``).
+    """
+
+    name: str
+    kind: FamilyKind
+    architectures: tuple[str, ...]
+    color: Literal["y", "rgb"]
+    scales: tuple[float, ...] = ()
+    summary: str = ""
+    per_scale_config: bool = False
+    draws_kernels: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAMILY_KINDS:
+            raise ValueError(f"family '{self.name}': kind must be one of {FAMILY_KINDS}, not {self.kind!r}")
+        if len(self.architectures) != (2 if self.kind == "pair" else 1):
+            raise ValueError(f"family '{self.name}': a {self.kind} family names "
+                             f"{'(down, up)' if self.kind == 'pair' else 'one'} architecture(s)")
+
+    @property
+    def is_pair(self) -> bool:
+        """A downscaler and the upscaler trained with it (CAR, DSN)."""
+        return self.kind == "pair"
+
+    @property
+    def any_scale(self) -> bool:
+        """One network takes every real scale as an input (ASDN)."""
+        return self.kind == "any-scale"
+
+    @property
+    def directions(self) -> frozenset[str]:
+        """The ``resizer`` directions the family serves: pairs both, the others ``up``."""
+        return frozenset({"down", "up"}) if self.is_pair else frozenset({"up"})
+
+    @property
+    def objective(self) -> Literal["pixel", "joint"]:
+        """What training minimises: a pixel loss of the upscale, or the pair's joint round-trip loss."""
+        return "joint" if self.is_pair else "pixel"
+
+    def architecture(self, task: Task = "up") -> Architecture:
+        """The family's ``task`` network (``down`` only for pairs)."""
+        if task == "down" and not self.is_pair:
+            raise UsageError(f"method '{self.name}' has no downscaler")
+        return get_architecture(self.architectures[0 if task == "down" else -1])
+
+
 _ARCHITECTURES: dict[str, Architecture] = {}
+_FAMILIES: dict[str, ModelFamily] = {}
 _discovered = False
 
 
@@ -84,6 +145,31 @@ def register_architecture(name: str, *, family: str, task: Task, summary: str = 
         return builder
 
     return decorate
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add ``family`` (a name may be registered once); model modules call it beside their networks."""
+    if family.name in _FAMILIES and _FAMILIES[family.name] != family:
+        raise ValueError(f"family '{family.name}' is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> ModelFamily:
+    """The family registered as ``name`` (case-insensitive); ``UsageError`` listing the known ones otherwise."""
+    key = name.strip().lower()
+    if key not in _FAMILIES:
+        discover_architectures()
+    if key not in _FAMILIES:
+        known = ", ".join(sorted(_FAMILIES)) or "none"
+        raise UsageError(f"unknown model family '{name}' (known: {known})")
+    return _FAMILIES[key]
+
+
+def list_families() -> list[ModelFamily]:
+    """Every registered family, sorted by name."""
+    discover_architectures()
+    return sorted(_FAMILIES.values(), key=lambda f: f.name)
 
 
 def discover_architectures() -> None:
@@ -122,9 +208,8 @@ def create_model(arch: str, config: dict[str, Any] | None = None) -> "nn.Module"
 
 def pair_architectures(family: str) -> tuple[Architecture, Architecture] | None:
     """``(down, up)`` of a family trained as a pair (e.g. ``car``), else ``None``."""
-    archs = list_architectures(family.strip().lower())
-    downs = [a for a in archs if a.task == "down"]
-    ups = [a for a in archs if a.task == "up"]
-    if len(downs) == 1 and len(ups) == 1:
-        return downs[0], ups[0]
-    return None
+    try:
+        described = get_family(family)
+    except UsageError:
+        return None
+    return (described.architecture("down"), described.architecture("up")) if described.is_pair else None

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import BicubicRefiner, refiner_halo
-from .registry import register_architecture
+from .registry import ModelFamily, register_architecture, register_family
 
 
 @register_architecture("srcnn", family="srcnn", task="up",
@@ -36,3 +36,7 @@ class SRCNN(BicubicRefiner):
         out = self.relu(self.conv1(upscaled))
         out = self.relu(self.conv2(out))
         return self.conv3(out)
+
+
+FAMILY = register_family(ModelFamily("srcnn", "single", ("srcnn",), "y", scales=(3,),
+                            summary="SRCNN 9-5-5 (Dong et al. 2016), luma, on a bicubic upscale"))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import BicubicRefiner, refiner_halo
-from .registry import register_architecture
+from .registry import ModelFamily, register_architecture, register_family
 
 
 @register_architecture("vdsr", family="vdsr", task="up",
@@ -39,3 +39,7 @@ class VDSR(BicubicRefiner):
 
     def refine(self, upscaled: torch.Tensor) -> torch.Tensor:
         return upscaled + self.body(upscaled)
+
+
+FAMILY = register_family(ModelFamily("vdsr", "single", ("vdsr",), "y", scales=(2, 3, 4),
+                            summary="VDSR (Kim et al. 2016): 20 conv layers, luma residual on a bicubic upscale"))
