@@ -47,6 +47,11 @@ for _pair, _scales in (("car", ("2", "4")), ("dsn", ("2", "3", "4"))):
         CASES[f"down-{_pair}-x{_s}-grey"] = ("grey", ["down", "--scale", _s, "--method", _pair])
 CASES["down-car-x2-rgba"] = ("rgba", ["down", "--scale", "2", "--method", "car"])
 
+# The picture of DAIR's predicted kernels: "{out}" is where the picture goes (the resize itself is discarded).
+KERNEL_PICTURES: dict[str, tuple[str, list[str]]] = {
+    "kernels-dair-x2": ("rgb", ["up", "--scale", "2", "--method", "dair", "--kernels", "{out}"]),
+}
+
 # Cases whose input is the output of another case (a paired thumbnail restored by ``up``).
 RESTORES: dict[str, str] = {
     "up-car-x2-restored": "down-car-x2",
@@ -92,7 +97,11 @@ def _run_cli(args: list[str]) -> None:
 
 def _produce(name: str, folder: Path, inputs: dict[str, Path], produced: dict[str, Path]) -> Path:
     out = folder / f"{name}.{ENCODES[name][0] if name in ENCODES else 'png'}"
-    if name in ENCODES:
+    if name in KERNEL_PICTURES:
+        image, args = KERNEL_PICTURES[name]
+        args = [a.replace("{out}", str(out)) for a in args]
+        _run_cli([args[0], str(inputs[image]), *args[1:], "-o", str(folder / f"{name}-resized.png")])
+    elif name in ENCODES:
         _run_cli(["encode", str(inputs["rgb"]), *ENCODES[name][1], "-o", str(out)])
     elif name in RESTORES:
         source = produced.get(RESTORES[name]) or _produce(RESTORES[name], folder, inputs, produced)
@@ -124,7 +133,7 @@ def _pixels(path: Path) -> tuple[str, np.ndarray]:
         return im.mode, np.asarray(im).copy()
 
 
-ALL = sorted(CASES) + sorted(ENCODES) + sorted(RESTORES)
+ALL = sorted(CASES) + sorted(ENCODES) + sorted(KERNEL_PICTURES) + sorted(RESTORES)
 
 
 @pytest.fixture(scope="module")
