@@ -29,11 +29,14 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .models import ModelFamily
 
 PILLOW = "pillow-bicubic"
 EDSR = "edsr-baseline"
@@ -93,15 +96,11 @@ class BenchReport:
         return lines
 
 
-def learned_families() -> dict[str, str]:
-    """``family -> architecture`` of every registered upscaler (the learned ``--method``s)."""
-    from .models import list_architectures
+def learned_families() -> dict[str, "ModelFamily"]:
+    """Every registered model family (the learned ``--method``s) by name."""
+    from .models import list_families
 
-    found: dict[str, str] = {}
-    for arch in list_architectures():
-        if arch.task == "up":
-            found.setdefault(arch.family, arch.name)
-    return found
+    return {family.name: family for family in list_families()}
 
 
 def available_methods() -> list[str]:
@@ -200,24 +199,19 @@ def _timed(run: Callable[[], object], device_type: str) -> tuple[float, int, flo
     return best, runs, peak
 
 
-def _build(method: str, scale: float):
-    """A randomly initialised network for a learned family or a reference name."""
-    from .models import create_model
+def _build(method: str, scale: float, task: str = "up"):
+    """A randomly initialised network for a learned family (its ``task`` network) or a reference name."""
     from .models.reference import REFERENCE_MODELS, build_reference
 
     if method in REFERENCE_MODELS:
         return build_reference(method, scale)
-    arch = learned_families()[method]
-    return create_model(arch, _scale_config(arch, scale))
+    family = learned_families()[method]
+    return family.architecture(task).build(_scale_config(family, scale))
 
 
-def _scale_config(arch: str, scale: float) -> dict:
-    """Networks built for one integer scale (CAR) get it; the others take the scale at run time."""
-    from .models import get_architecture
-
-    if "scale" in get_architecture(arch).default_config and float(scale).is_integer():
-        return {"scale": int(scale)}
-    return {}
+def _scale_config(family: "ModelFamily", scale: float) -> dict:
+    """Families built per integer scale (CAR, DSN, DAIR) get it; the others take the scale at run time."""
+    return {"scale": int(scale)} if family.per_scale_config and float(scale).is_integer() else {}
 
 
 def _measure_down(family: str, scale: float, megapixels: float, device, tile: int | None) -> list[BenchRow]:
@@ -230,12 +224,10 @@ def _measure_down(family: str, scale: float, megapixels: float, device, tile: in
     from .engine import default_tile
     from .image_io import Picture
     from .learned import downscale_picture
-    from .models import pair_architectures
 
-    pair = pair_architectures(family)
-    if pair is None or not float(scale).is_integer():
+    if not learned_families()[family].is_pair or not float(scale).is_integer():
         return []
-    model = pair[0].build(_scale_config(pair[0].name, scale))
+    model = _build(family, scale, "down")
     if not model.supports_scale(scale):
         return []
     pixels = bench_picture(megapixels)
@@ -262,8 +254,8 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
     from .engine import default_tile
     from .image_io import Picture
     from .learned import upscale_picture
+    from .geometry import upscaled_size
     from .methods import ResizeRequest, RunOptions, get_method
-    from .models.base import upscaled_size
     from .models.reference import REFERENCE_MODELS
 
     share = _RRDB_SHARE if method == "rrdbnet" else 1.0
@@ -305,20 +297,22 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
 
 
 def _machine(device) -> BenchReport:
-    import platform
-
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    from .devices import cpu_name
+
+    cpu = cpu_name()
     if device.type == "cuda":
         cpu += f"; GPU {torch.cuda.get_device_name(device)}"
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return BenchReport(str(device), torch.get_num_threads(), torch.__version__, cpu, load)
+    return BenchReport(str(device), torch.get_num_threads(), torch.__version__, cpu, _load_average())
+
+
+def _load_average() -> tuple[float, float, float] | None:
+    """The 1, 5 and 15 minute load averages; ``None`` where the system has none (Windows)."""
+    try:
+        return os.getloadavg()
+    except (AttributeError, OSError):
+        return None
 
 
 def run_bench(
@@ -337,7 +331,7 @@ def run_bench(
     ``checks``, also the 3 MP x2 RSS check (subprocess) and the 1 MP tiling overhead
     for each learned family measured.
     """
-    from .engine import _set_cpu_threads, resolve_device
+    from .devices import resolve_device, use_all_cpu_threads
     from .models.reference import REFERENCE_MODELS
 
     if not (megapixels > 0 and math.isfinite(megapixels)):
@@ -353,7 +347,7 @@ def run_bench(
     order = [PILLOW, EDSR] + [m for m in dict.fromkeys(wanted) if m not in (PILLOW, EDSR)]
     dev = resolve_device(device)
     if dev.type == "cpu":
-        _set_cpu_threads()
+        use_all_cpu_threads()
     report = _machine(dev)
 
     for scale in scales:
@@ -401,10 +395,11 @@ def memory_check(family: str, megapixels: float = 3.0, scale: float = 2.0, devic
 
 
 def _memory_child(family: str, megapixels: float, scale: float, device: str, tile: int | None) -> dict:
-    from .engine import default_tile, resolve_device
+    from .devices import resolve_device
+    from .engine import default_tile
     from .image_io import Picture
+    from .geometry import upscaled_size
     from .learned import upscale_picture
-    from .models.base import upscaled_size
 
     dev = resolve_device(device)
     model = _build(family, scale)
@@ -427,11 +422,12 @@ def tiling_overhead(family: str, megapixels: float = 1.0, scale: float = 2.0, de
     """Time of the tiled run (default tile) over the whole-image run on a ``megapixels`` image, minus one."""
     import torch
 
-    from .engine import default_tile, resolve_device, upscale_tensor
+    from .devices import resolve_device
+    from .engine import default_tile, upscale_tensor
 
     dev = device if device is not None else resolve_device("auto")
     model = _build(family, scale)
-    channels = 1 if model.color == "y" else 3
+    channels = 1 if learned_families()[family].color == "y" else 3
     pixels = bench_picture(megapixels)
     x = torch.from_numpy(pixels[..., :channels].transpose(2, 0, 1).astype(np.float32) / 255).unsqueeze(0)
     upscale_tensor(model, x[..., :48, :64], scale, tile=0, device=dev)  # warm-up

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import UsageError
-from .image_io import Picture, encode_picture, load_picture
+from .image_io import WRITE_FORMATS, Picture, encode_picture, load_picture, to_8bit
 from .methods import ResizeRequest, RunOptions, get_method
 from .pipeline import BatchSettings, SizeSpec
 
@@ -43,8 +43,6 @@ PLAIN, BICUBIC = "plain", "bicubic"
 
 def codec_format(codec: str) -> str:
     """The image format for ``codec``; ``UsageError`` for unknown codecs or ones this Pillow cannot write."""
-    from .image_io import WRITE_FORMATS
-
     key = (codec or "").strip().lower()
     if key not in CODECS:
         raise UsageError(f"unknown codec '{codec}' (known: {', '.join(CODECS)})")
@@ -196,6 +194,13 @@ def summarize(points: Sequence[RatePoint], max_bpp: float | None = None) -> list
     return summaries
 
 
+def _read_reference(path: Path) -> Picture:
+    """A benchmark file as the protocol scores it: 8-bit (``to_8bit``), alpha dropped."""
+    picture = load_picture(path)
+    pixels = picture.pixels[:, :, :-1] if picture.has_alpha else picture.pixels
+    return Picture(np.ascontiguousarray(to_8bit(pixels)), picture.metadata)
+
+
 def _codec_round_trip(picture: Picture, fmt: str, quality: int) -> tuple[Picture, int]:
     data = encode_picture(picture, fmt, quality=quality)
     return load_picture(data), len(data)
@@ -206,7 +211,7 @@ def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT
                     options: RunOptions = RunOptions(),
                     progress: Callable[[int, int, str], None] | None = None) -> list[RatePoint]:
     """Rate-distortion points of the plain codec, bicubic + codec and ``pair`` + codec (see the module docstring)."""
-    from .evaluation import _read, list_dataset, protocol_sizes
+    from .evaluation import list_dataset, protocol_sizes
     from .color import luma
     from .metrics import psnr, shave, ssim
 
@@ -233,7 +238,7 @@ def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT
         rows: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         started = time.perf_counter()
         for path in files:
-            full = _read(path)
+            full = _read_reference(path)
             (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(full.width, full.height, scale)
             hr = Picture(np.ascontiguousarray(full.pixels[:hr_h, :hr_w]))
             reference = shave(luma(hr.pixels), border)

@@ -21,7 +21,6 @@ once, with a warning: exact, but its memory grows with the image.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -29,14 +28,15 @@ from contextlib import nullcontext
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
 
+from .devices import resolve_device, resolve_precision, use_all_cpu_threads
 from .errors import ResizerError, UsageError
-from .models.base import ResamplingModel, upscaled_size
+from .geometry import fit_to_size, upscaled_size
+from .models.base import ResamplingModel
 
 __all__ = [
-    "DEFAULT_TILE_CPU", "DEFAULT_TILE_GPU", "MIN_TILE", "MAX_PERIOD", "default_tile", "fit_to_size", "resolve_device",
-    "resolve_precision", "scale_period", "upscale_tensor", "downscale_tensor",
+    "DEFAULT_TILE_CPU", "DEFAULT_TILE_GPU", "MIN_TILE", "MAX_PERIOD", "default_tile", "scale_period",
+    "upscale_tensor", "downscale_tensor",
 ]
 
 # CPU: useful output per CPU-second of one VDSR x2 tile (halo 12), relative to the best, was
@@ -50,64 +50,6 @@ MAX_PERIOD = 64  # largest tile-alignment period tried for non-integer scales
 DEFAULT_BATCH_CPU = 1  # CPU tiles run concurrently instead (CPU_TILE_WORKERS)
 DEFAULT_BATCH_GPU = 4
 CPU_TILE_WORKERS = 4  # at most this many CPU tiles at once: bounds memory to 4 tiles' activations
-
-_PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-
-    Raises ``UsageError`` naming the backend when the device asked for is not there.
-    """
-    name = (device or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            reason = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU was found"
-            raise UsageError(f"--device {device}: CUDA is not available ({reason}); use --device cpu")
-        index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise UsageError(f"--device {device}: no such CUDA device ({torch.cuda.device_count()} found)")
-        return torch.device(name)
-    if name == "mps":
-        if not _mps_available():
-            raise UsageError(f"--device {device}: MPS (Apple GPU) is not available; use --device cpu")
-        return torch.device("mps")
-    raise UsageError(f"unknown device '{device}' (expected auto, cpu, cuda, cuda:N or mps)")
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend and backend.is_available())
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (``None``: plain fp32).
-
-    Half precisions run only on GPUs: on CPU, fp16 convolutions are slow or missing and
-    bf16 loses the 1/255 agreement the engine promises, so both are refused.
-    """
-    key = (precision or "fp32").strip().lower()
-    if key not in _PRECISIONS:
-        raise UsageError(f"unknown precision '{precision}' (expected fp32, fp16 or bf16)")
-    dtype = _PRECISIONS[key]
-    if dtype is None:
-        return None
-    if device.type == "cpu":
-        raise UsageError(f"--precision {key} needs a GPU; use fp32 on CPU")
-    if device.type == "mps" and dtype is torch.bfloat16:
-        raise UsageError("--precision bf16 is not supported on MPS; use fp16 or fp32")
-    if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise UsageError("--precision bf16 is not supported by this GPU; use fp16 or fp32")
-    return dtype
-
 
 def default_tile(device: torch.device) -> int:
     """The tile side in input pixels used when none is given."""
@@ -144,15 +86,6 @@ def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()  # MPS says it this way
-
-
-def _set_cpu_threads() -> None:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    if torch.get_num_threads() != cores:
-        torch.set_num_threads(cores)
 
 
 def upscale_tensor(
@@ -232,10 +165,10 @@ def _prepare(model: ResamplingModel, x: torch.Tensor, scale: float, tile: int | 
         raise UsageError(f"{type(model).__name__} cannot {verb} by {scale:g}")
     if tile is not None and tile < 0:
         raise UsageError(f"--tile must be 0 or more, not {tile}")
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = resolve_device(device)
     autocast_dtype = resolve_precision(precision, dev)
     if dev.type == "cpu":
-        _set_cpu_threads()
+        use_all_cpu_threads()
     if batch is None:
         batch = DEFAULT_BATCH_CPU if dev.type == "cpu" else DEFAULT_BATCH_GPU
     return dev, autocast_dtype, max(1, int(batch))
@@ -334,23 +267,3 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, factor: fl
     finally:
         torch.set_num_threads(cores)
     return out
-
-
-def fit_to_size(out: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
-    """Bring an upscaler's natural output to exactly ``target`` ``(height, width)``.
-
-    One pixel off (another rounding of ``size * scale``): crop, or repeat the last
-    row/column. More (an aspect ratio change): MATLAB bicubic resize to ``target``.
-    """
-    height, width = int(out.shape[-2]), int(out.shape[-1])
-    if (height, width) == target:
-        return out
-    dh, dw = target[0] - height, target[1] - width
-    if abs(dh) <= 1 and abs(dw) <= 1:
-        out = out[..., : min(height, target[0]), : min(width, target[1])]
-        if dh > 0 or dw > 0:
-            out = F.pad(out, (0, max(dw, 0), 0, max(dh, 0)), mode="replicate")
-        return out.contiguous()
-    from .ops import imresize
-
-    return imresize(out, size=target)

@@ -1,4 +1,8 @@
-"""The benchmark protocol behind the papers' tables, for any pair of down/up methods.
+"""The benchmark protocol behind the papers' tables: the one implementation of it.
+
+``evaluate`` runs it for any pair of down/up methods (``resizer eval``, the scores in the
+manifest); ``evaluate_network`` runs the same steps on a network held in memory (training's
+validation), without a weights file or a method adapter.
 
 Per image: crop the HR image so the scale divides it, make the LR image with the
 ``down`` method (rounded to 8 bits, as an image file would be), bring it back to the HR
@@ -13,17 +17,22 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .errors import ImageReadError, ResizerError, UsageError
-from .image_io import Picture, is_image_path, load_picture, save_picture
+from .image_io import Picture, is_image_path, load_picture, save_picture, to_8bit
 from .methods import Method, ResizeRequest, RunOptions, get_method
 from .color import luma
 from .metrics import psnr, shave, ssim
 
-__all__ = ["EvalResult", "ImageScore", "evaluate", "protocol_sizes", "list_dataset"]
+if TYPE_CHECKING:
+    import torch
+
+    from .models import ModelFamily
+
+__all__ = ["EvalResult", "ImageScore", "evaluate", "evaluate_network", "make_lr", "protocol_sizes", "list_dataset"]
 
 _SSIM_WINDOW = 11
 _BASELINE = "matlab-bicubic"  # the papers' LR maker and their baseline upscaler
@@ -137,9 +146,7 @@ def _benchmark_pixels(picture: Picture) -> Picture:
     pixels = picture.pixels
     if picture.has_alpha:
         pixels = pixels[:, :, :-1]
-    if pixels.dtype == np.uint16:
-        pixels = np.floor(pixels.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
-    return Picture(np.ascontiguousarray(pixels), picture.metadata)
+    return Picture(np.ascontiguousarray(to_8bit(pixels)), picture.metadata)
 
 
 def _save(picture: Picture, path: Path) -> None:
@@ -162,13 +169,19 @@ def _scale_label(scale: float) -> str:
     return f"x{scale:g}"
 
 
-def _score_image(name: str, hr_full: Picture, scale: float, down: Method, up: Method,
-                 options: RunOptions) -> tuple[ImageScore, Picture, Picture]:
+def _protocol_crop(name: str, hr_full: Picture, scale: float) -> tuple[Picture, tuple[int, int], tuple[int, int], int]:
+    """``(hr, (hr_w, hr_h), (lr_w, lr_h), border)``: the HR reference cropped as the protocol says."""
     (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(hr_full.width, hr_full.height, scale)
     border = math.ceil(scale)
     if lr_w < 1 or lr_h < 1 or min(hr_w, hr_h) - 2 * border < _SSIM_WINDOW:
         raise ResizerError(f"{name}: {hr_full.width}x{hr_full.height} is too small to evaluate at x{scale:g}")
     hr = Picture(np.ascontiguousarray(hr_full.pixels[:hr_h, :hr_w]), hr_full.metadata)
+    return hr, (hr_w, hr_h), (lr_w, lr_h), border
+
+
+def _score_image(name: str, hr_full: Picture, scale: float, down: Method, up: Method,
+                 options: RunOptions) -> tuple[ImageScore, Picture, Picture]:
+    hr, (hr_w, hr_h), (lr_w, lr_h), border = _protocol_crop(name, hr_full, scale)
 
     down_request = ResizeRequest("down", (lr_w, lr_h), scale)
     down.validate(down_request, options)
@@ -203,8 +216,13 @@ def _as_uint8(picture: Picture) -> Picture:
     """The LR and SR images are 8-bit images, as if written to and read from PNG files."""
     if picture.pixels.dtype == np.uint8:
         return picture
-    pixels = np.floor(picture.pixels.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
-    return Picture(pixels, picture.metadata)
+    return Picture(to_8bit(picture.pixels), picture.metadata)
+
+
+def _read_datasets(listings: list[tuple[Path, list[Path]]]) -> Iterator[tuple[str, list[tuple[str, Picture]]]]:
+    """``(dataset name, [(file name, picture)])`` per folder: each image read once, for every scale."""
+    for folder, files in listings:
+        yield folder.resolve().name or str(folder), [(path.name, _read(path)) for path in files]
 
 
 def evaluate(datasets: Sequence[Path], scales: Sequence[float], down: str = "matlab-bicubic",
@@ -228,9 +246,7 @@ def evaluate(datasets: Sequence[Path], scales: Sequence[float], down: str = "mat
     total = sum(len(files) for _, files in listings) * len(checked_scales)
     done = 0
 
-    for folder, files in listings:
-        dataset = folder.resolve().name or str(folder)
-        pictures = [(path.name, _read(path)) for path in files]  # read once, used for every scale
+    for dataset, pictures in _read_datasets(listings):
         for scale in checked_scales:
             started = time.perf_counter()
             rows: list[ImageScore] = []
@@ -250,3 +266,103 @@ def evaluate(datasets: Sequence[Path], scales: Sequence[float], down: str = "mat
                 psnr=float(np.mean([r.psnr for r in rows])), ssim=float(np.mean([r.ssim for r in rows])),
                 images=rows, seconds=time.perf_counter() - started,
             )
+
+
+# --------------------------------------------------------------------------- a network in memory
+
+
+def make_lr(hr: "torch.Tensor", scale: float) -> "torch.Tensor":
+    """The protocol's LR of ``hr`` (``(B, C, H, W)`` in [0, 1]): MATLAB bicubic, quantised to 1/255.
+
+    Training makes its patches' LR images with it too: the LR images seen at evaluation are
+    uint8, and a model trained on unrounded LR loses ~0.1 dB on the benchmark.
+    """
+    import torch
+
+    from .ops import imresize
+
+    # HR sides are ``round(lr * scale)`` (halves up: the protocol's crop, the patch sampler),
+    # and for scale > 1 ``round(hr / scale)`` recovers the LR side exactly.
+    lr_h, lr_w = (int(math.floor(side / scale + 0.5)) for side in hr.shape[-2:])
+    lr = imresize(hr, scale=1.0 / scale, size=(lr_h, lr_w))
+    return torch.floor(lr * 255.0 + 0.5).clamp_(0, 255).div_(255.0)
+
+
+NetworkRun = Callable[["torch.Tensor", float], "torch.Tensor"]
+
+
+def evaluate_network(network: Any, family: "ModelFamily", datasets: Sequence[Path], scales: Sequence[float],
+                     device: "torch.device | str" = "cpu") -> list[EvalResult]:
+    """The protocol on ``network`` as it is in memory (training's validation): one result per (dataset, scale).
+
+    The LR is :func:`make_lr` of the cropped HR (a pair makes its own thumbnail, stored as
+    8 bits); the network's output is rounded to 8 bits and its luma scored, shaved, by the
+    same PSNR/SSIM as :func:`evaluate`. A luma family's Y output is scored as it is (not
+    recombined with bicubic chroma as the ``--method`` adapter does), so these numbers are
+    for choosing between checkpoints; the manifest's come from :func:`evaluate`.
+    """
+    import torch
+
+    run = _network_run(network, family, torch.device(device))
+    checked = _check_scales(scales)
+    listings = [(Path(folder), list_dataset(Path(folder))) for folder in datasets]
+    was_training = network.training
+    network.eval()
+    results = []
+    try:
+        with torch.no_grad():
+            for dataset, pictures in _read_datasets(listings):
+                for scale in checked:
+                    started = time.perf_counter()
+                    rows = [_score_network_image(name, picture, scale, run) for name, picture in pictures]
+                    results.append(EvalResult(
+                        dataset=dataset, scale=scale, down=family.name if family.is_pair else _BASELINE,
+                        up=family.name, psnr=float(np.mean([r.psnr for r in rows])),
+                        ssim=float(np.mean([r.ssim for r in rows])), images=rows,
+                        seconds=time.perf_counter() - started))
+    finally:
+        network.train(was_training)
+    return results
+
+
+def _score_network_image(name: str, hr_full: Picture, scale: float, run: NetworkRun) -> ImageScore:
+    import torch
+
+    hr, hr_size, lr_size, border = _protocol_crop(name, hr_full, scale)
+    tensor = torch.from_numpy(hr.pixels.transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
+    levels = run(tensor, scale)  # (1, C, H, W) float64 in 0..255, C = 3 (RGB) or 1 (luma, grey)
+    reference = shave(luma(hr.pixels), border)
+    result = shave(luma(levels[0].permute(1, 2, 0).numpy()), border)
+    return ImageScore(name, psnr(reference, result), ssim(reference, result), hr_size, lr_size)
+
+
+def _levels(x: "torch.Tensor") -> "torch.Tensor":
+    """A network's output in [0, 1] as 8-bit levels (float64 on the CPU), as a stored image has them."""
+    import torch
+
+    return torch.floor(x.double().cpu().clamp(0, 1) * 255.0 + 0.5)
+
+
+def _network_run(network: Any, family: "ModelFamily", device: "torch.device") -> NetworkRun:
+    """HR tensor -> 8-bit output levels, for the family's kind and colour (chosen once, not per image)."""
+    import torch
+
+    from .color import rgb_to_ycbcr
+
+    def round_trip(hr: "torch.Tensor", scale: float) -> "torch.Tensor":
+        rgb = hr if hr.shape[1] == 3 else hr.repeat(1, 3, 1, 1)
+        _, sr = network.round_trip(rgb.to(device=device, dtype=torch.float32), scale)
+        levels = _levels(sr)
+        return levels if hr.shape[1] == 3 else levels.mean(dim=1, keepdim=True)
+
+    def upscale(hr: "torch.Tensor", scale: float) -> "torch.Tensor":
+        lr = make_lr(hr, scale)
+        if family.color == "y":
+            inp = lr[:, :1] if lr.shape[1] == 1 else rgb_to_ycbcr(lr)[:, :1]
+        else:
+            inp = lr if lr.shape[1] == 3 else lr.repeat(1, 3, 1, 1)
+        levels = _levels(network(inp.to(device=device, dtype=torch.float32), float(scale)))
+        return levels if family.color == "y" or hr.shape[1] == 3 else levels[:, :1]
+
+    return round_trip if family.is_pair else upscale
+

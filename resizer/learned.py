@@ -1,45 +1,50 @@
-"""Learned networks as ``--method``s: one generic adapter for every registered "up" architecture.
+"""Learned networks as ``--method``s: one generic adapter for every registered model family.
 
-The adapter knows a method only by its family name. The manifest (``resizer.weights``)
-says which file serves which scale; the model contract (``resizer.models.base``) says
-whether the network sees luma or RGB; the engine (``resizer.engine``) runs it tiled on
-any device. Everything the network does not see is resized with MATLAB bicubic
-(``resizer.ops.imresize``), the same kernel the luma networks refine, so the chroma
-and alpha line up with the network's output pixel for pixel.
+The adapter reads a method's facts from its :class:`~resizer.models.ModelFamily` (kind,
+directions, summary, colour, capabilities such as kernel pictures); the manifest
+(``resizer.weights``) says which file serves which scale; the engine (``resizer.engine``)
+runs the network tiled on any device, reading the model's own contract
+(``resizer.models.base``). Everything the network does not see is resized with MATLAB
+bicubic (``resizer.ops.imresize``), the same kernel the luma networks refine, so the
+chroma and alpha line up with the network's output pixel for pixel.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
-from .engine import downscale_tensor, fit_to_size, resolve_device, resolve_precision, upscale_tensor
+from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .devices import resolve_device, resolve_precision
+from .engine import downscale_tensor, upscale_tensor
 from .errors import ModelError, UsageError
+from .geometry import anchor_to, fit_to_size, upscaled_size
 from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
-from .models import ResamplingModel, list_architectures
-from .models.base import upscaled_size
+from .models import ModelFamily, ResamplingModel, get_family, list_families
 from .ops import imresize
-from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .tensors import pixels_to_tensor, tensor_to_pixels
 
-__all__ = ["LearnedMethod", "PairedMethod", "anchor_to", "bicubic_to", "downscale_picture", "upscale_picture"]
+if TYPE_CHECKING:
+    from .weights import LoadedModel
+
+__all__ = ["LearnedMethod", "PairedMethod", "bicubic_to", "downscale_picture", "kernel_method", "kernel_picture",
+           "method_for", "upscale_picture"]
 
 
 class LearnedMethod(Method):
-    """A family of trained networks (e.g. ``srcnn``) as a resizing method."""
+    """A family of trained networks (e.g. ``srcnn``) as a resizing method; its facts come from ``family``."""
 
     concurrent_files = False  # one image already uses every core
 
-    def __init__(self, family: str, directions: frozenset[str] | set[str] = frozenset({"up"}), summary: str = "") -> None:
-        self.name = family.strip().lower()
-        self.family = self.name
-        self.directions = frozenset(directions)
-        self.summary = summary
+    def __init__(self, family: ModelFamily) -> None:
+        self.family = family
+        self.name = family.name
+        self.directions = family.directions
+        self.summary = family.summary
 
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
         """Direction; with ``options`` also device, precision and weights, before any file is read.
@@ -58,41 +63,31 @@ class LearnedMethod(Method):
         from .weights import find_entry
 
         try:
-            find_entry(self.family, request.scale, task=request.direction)
+            find_entry(self.name, request.scale, task=request.direction)
         except ModelError as exc:
-            raise ModelError(f"{exc}; train them with 'resizer train {self.family}' or pass --weights FILE") from None
+            raise ModelError(f"{exc}; train them with 'resizer train {self.name}' or pass --weights FILE") from None
 
-    def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
-        """Load the network for ``request.scale`` (cached by ``weights.load_model``) and run it."""
-        from .weights import load_model
+    def load_network(self, scale: float, options: RunOptions, task: str = "up") -> "LoadedModel":
+        """The network for ``scale`` (the manifest's file, or ``options.weights``) with its name and source.
 
-        self.validate(request, options)
-        device = resolve_device(options.device)
-        model, _entry = load_model(self.family, request.scale, weights=options.weights, device=str(device),
-                                   task=request.direction)
-        width, height = request.size
-        if options.kernels:
-            _draw_kernels(model, picture, options.kernels, self.name)
-        return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile, device=device,
-                               precision=options.precision)
+        Cached by the weights loader, so callers share the network and must not modify it.
+        """
+        from .weights import load
+
+        return load(self.name, scale, weights=options.weights, device=str(resolve_device(options.device)), task=task)
 
     @property
     def draws_kernels(self) -> bool:
-        """True if this family's networks can picture their kernels (``--kernels``)."""
-        return any(hasattr(arch.builder, "kernel_image") for arch in list_architectures(self.family))
+        """True if this family's networks can picture their kernels (``resizer kernels``)."""
+        return self.family.draws_kernels
 
-
-def _draw_kernels(model: ResamplingModel, picture: Picture, path: str, family: str) -> None:
-    """Save ``model.kernel_image`` of ``picture``'s luma (grey as it is) as a PNG at ``path``."""
-    from .image_io import save_picture
-
-    draw = getattr(model, "kernel_image", None)
-    if draw is None:
-        raise UsageError(f"--kernels: method '{family}' does not predict interpolation kernels (dair does)")
-    x = pixels_to_tensor(picture.pixels)
-    colour = x[:, :-1] if x.shape[1] in (2, 4) else x
-    luma = rgb_to_ycbcr(colour)[:, :1] if colour.shape[1] == 3 else colour
-    save_picture(Picture(draw(luma)[:, :, None]), path, format="png", overwrite=True)
+    def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        """Load the network for ``request.scale`` (cached by the weights loader) and run it."""
+        self.validate(request, options)
+        model = self.load_network(request.scale, options, request.direction).model
+        width, height = request.size
+        return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
+                               device=resolve_device(options.device), precision=options.precision)
 
 
 def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:
@@ -164,15 +159,6 @@ def upscale_picture(
     return Picture(np.ascontiguousarray(result), metadata)
 
 
-def anchor_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Crop, or pad by repeating the last row/column, at the bottom/right to ``size`` ``(height, width)``."""
-    x = x[..., : size[0], : size[1]]
-    pad_h, pad_w = size[0] - int(x.shape[-2]), size[1] - int(x.shape[-1])
-    if pad_h or pad_w:
-        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    return x.contiguous()
-
-
 def downscale_picture(
     model: ResamplingModel,
     picture: Picture,
@@ -213,9 +199,6 @@ class PairedMethod(LearnedMethod):
     edge-padded, never stretched).
     """
 
-    def __init__(self, family: str, summary: str = "") -> None:
-        super().__init__(family, {"down", "up"}, summary)
-
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
         if request.scale is not None and not float(request.scale).is_integer():
             raise UsageError(f"method '{self.name}' works at integer scales (its trained pairs), "
@@ -225,13 +208,12 @@ class PairedMethod(LearnedMethod):
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
         from ._version import __version__
         from .pairing import Pairing
-        from .weights import load_model
 
         self.validate(request, options)
         device = resolve_device(options.device)
         scale = int(request.scale)
-        model, entry = load_model(self.family, scale, weights=options.weights, device=str(device),
-                                  task=request.direction)
+        loaded = self.load_network(scale, options, request.direction)
+        model = loaded.model
         width, height = request.size
         if request.direction == "up":
             return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,
@@ -242,27 +224,63 @@ class PairedMethod(LearnedMethod):
                              f"{picture.width}x{picture.height} at x{scale}, not {width}x{height}; use --scale {scale}")
         thumbnail = downscale_picture(model, picture, scale, tile=options.tile, device=device,
                                       precision=options.precision)
-        model_name = entry.name if entry is not None else Path(options.weights or "").name
-        pairing = Pairing(self.family, model_name, __version__, float(scale), (picture.width, picture.height))
+        pairing = Pairing(self.name, loaded.name, __version__, float(scale), (picture.width, picture.height))
         thumbnail.metadata.text.update(pairing.to_text())
         return thumbnail
 
 
-def _register_all() -> None:
-    """One method per family of registered architectures (srcnn, vdsr, asdn, car, ...).
+def kernel_method(method: str) -> LearnedMethod:
+    """The adapter of ``method`` if its family draws its kernels (``draws_kernels``), else a ``UsageError``.
 
-    Families with a down network (CAR, DSN) become :class:`PairedMethod`s serving both
-    directions; the others up-only :class:`LearnedMethod`s. A family that some provider
-    already registered as a method keeps that registration.
+    Commands check this before they read any input, so a wrong ``--method`` fails first.
     """
-    summaries: dict[str, str] = {}
-    paired = {arch.family for arch in list_architectures() if arch.task == "down"}
-    for arch in list_architectures():  # sorted by name: a pair's summary is its downscaler's
-        summaries.setdefault(arch.family, arch.summary)
-    for family, summary in sorted(summaries.items()):
-        method = PairedMethod(family, summary) if family in paired else LearnedMethod(family, {"up"}, summary)
+    drawing = sorted(f.name for f in list_families() if f.draws_kernels)
+    key = method.strip().lower()
+    if key not in drawing:
+        raise UsageError(f"method '{method}' does not predict interpolation kernels "
+                         f"(methods that do: {', '.join(drawing) or 'none'})")
+    return method_for(get_family(key))
+
+
+def kernel_picture(picture: Picture, scale: float, *, method: str = "dair", weights: str | None = None,
+                   device: str = "auto") -> Picture:
+    """A grey picture of the interpolation kernels ``method`` predicts for ``picture`` at ``scale``.
+
+    Only families whose descriptor says ``draws_kernels`` (DAIR) have them; the network is
+    the one ``resizer up --method METHOD --scale S`` runs (``weights`` overrides it). It
+    sees what it sees when upscaling: the luma for luma families, alpha left out. How the
+    grid of tap-weight maps is laid out is the network's ``kernel_image``.
+    """
+    adapter = kernel_method(method)
+    if not scale > 1:
+        raise UsageError(f"--scale must be greater than 1, not {scale:g}")
+    out_h, out_w = upscaled_size(picture.height, picture.width, scale)
+    options = RunOptions(device=device, weights=weights)
+    adapter.validate(ResizeRequest("up", (out_w, out_h), scale), options)
+    model = adapter.load_network(scale, options).model
+    x = pixels_to_tensor(picture.pixels)
+    colour = x[:, :-1] if x.shape[1] in (2, 4) else x
+    if adapter.family.color == "y":
+        seen = rgb_to_ycbcr(colour)[:, :1] if colour.shape[1] == 3 else colour
+    else:
+        seen = colour if colour.shape[1] == 3 else colour.expand(-1, 3, -1, -1)
+    grid = model.kernel_image(seen.to(resolve_device(device)))  # promised by family.draws_kernels
+    return Picture(grid[:, :, None])
+
+
+def method_for(family: ModelFamily) -> LearnedMethod:
+    """The ``--method`` adapter of ``family``: a :class:`PairedMethod` for pairs, else a :class:`LearnedMethod`."""
+    return PairedMethod(family) if family.is_pair else LearnedMethod(family)
+
+
+def _register_all() -> None:
+    """One method per registered model family (srcnn, vdsr, asdn, car, ...).
+
+    A family that some provider already registered as a method keeps that registration.
+    """
+    for family in list_families():
         try:
-            register_method(method)
+            register_method(method_for(family))
         except ValueError:
             pass
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Direction = Literal["down", "up"]
 
 # Modules that register methods when imported, cheapest first.
-_PROVIDERS: list[str] = ["resizer.classical", "resizer.ops", "resizer.learned"]
+_PROVIDERS: list[str] = ["resizer.classical", "resizer.learned"]
 _loaded: set[str] = set()
 _REGISTRY: dict[str, "Method"] = {}
 
@@ -46,7 +46,6 @@ class RunOptions:
     tile: int | None = None  # None: the engine's default; 0: whole image
     precision: str = "fp32"
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
-    kernels: str | None = None  # write a picture of the predicted kernels here (models that draw them: dair)
 
 
 class Method(ABC):

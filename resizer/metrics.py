@@ -1,4 +1,4 @@
-"""Image-quality metrics exactly as the super-resolution papers compute them.
+"""Image-quality metrics exactly as the super-resolution papers compute them: PSNR and SSIM's one home.
 
 PSNR and SSIM are measured on the luma channel (:func:`resizer.color.luma`), after shaving
 the borders; SSIM is Wang et al.'s ``ssim_index.m`` (11x11 Gaussian, sigma 1.5,
@@ -20,6 +20,7 @@ ArrayLike = np.ndarray | torch.Tensor
 
 
 def _as_2d_float64(a: ArrayLike, name: str) -> torch.Tensor:
+    """A detached float64 CPU copy of a 2-D luma array (numpy or torch; a trailing channel of 1 dropped)."""
     t = a.detach().cpu() if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
     t = t.to(torch.float64)
     if t.dim() == 3 and t.shape[-1] == 1:
@@ -30,6 +31,7 @@ def _as_2d_float64(a: ArrayLike, name: str) -> torch.Tensor:
 
 
 def _pair(a: ArrayLike, b: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both images as float64 2-D tensors, refusing a shape mismatch (a metric of cropped pairs would lie)."""
     x, y = _as_2d_float64(a, "a"), _as_2d_float64(b, "b")
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
@@ -47,7 +49,7 @@ def psnr(a: ArrayLike, b: ArrayLike, peak: float = 255.0) -> float:
 
 @lru_cache(maxsize=4)
 def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
-    # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D kernel.
+    """The normalised 1-D Gaussian whose outer product is ``fspecial('gaussian', size, sigma)``."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x * x) / (2 * sigma * sigma))
     return g / g.sum()

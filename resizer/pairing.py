@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ResizerError
+from .geometry import downscaled_size
 
 __all__ = ["Pairing", "read_pairing", "PAIRING_KEYS"]
 
@@ -51,8 +52,9 @@ class Pairing:
 
     def fits(self, size: tuple[int, int]) -> bool:
         """True if a ``size`` (width, height) image can be this pairing's thumbnail (not resized since)."""
-        expected = tuple(max(1, math.floor(side / self.scale + 0.5)) for side in self.original_size)
-        return tuple(size) == expected
+        width, height = self.original_size
+        expected_height, expected_width = downscaled_size(height, width, self.scale)
+        return tuple(size) == (expected_width, expected_height)
 
 
 def read_pairing(text: dict[str, str], name: str | None = None) -> Pairing | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import ImageWriteError, ResizerError, UsageError
+from .geometry import round_half_up
 from .image_io import DEFAULT_MAX_PIXELS, Picture, encode_picture, is_image_path, load_picture, save_picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 from .pairing import PAIRING_KEYS, read_pairing
@@ -61,16 +62,14 @@ class SizeSpec:
         return direction
 
 
-def round_half_up(value: float) -> int:
-    """Round to the nearest integer, halves upwards (Python's round() goes to even)."""
-    return int(math.floor(value + 0.5))
-
-
 def output_size(width: int, height: int, direction: Direction, spec: SizeSpec) -> tuple[tuple[int, int], float]:
     """Output (width, height) and the scale factor (>= 1 for a real down/up) for one input size.
 
     ``up`` gives round(w*S) x round(h*S); ``down`` round(w/S) x round(h/S), never below
-    one pixel; ``--width``/``--height`` keep the aspect ratio.
+    one pixel; ``--width``/``--height`` keep the aspect ratio. Halves round up
+    (:func:`resizer.geometry.round_half_up`). ``down`` multiplies by ``1/S`` rather than
+    dividing as :func:`resizer.geometry.downscaled_size` does: the two differ in the last
+    bit for some sizes, and the pipeline's outputs must not change.
     """
     if spec.scale is not None:
         factor = spec.scale if direction == "up" else 1.0 / spec.scale

@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+__all__ = ["pixels_to_tensor", "tensor_to_pixels"]
+
+
 def pixels_to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(H, W, C)`` uint8/uint16 array -> ``(1, C, H, W)`` float32 tensor in [0, 1]."""
     peak = 65535.0 if pixels.dtype == np.uint16 else 255.0

@@ -63,7 +63,7 @@ def single_torch_thread(monkeypatch: pytest.MonkeyPatch):
     from resizer import engine
 
     threads = torch.get_num_threads()
-    monkeypatch.setattr(engine, "_set_cpu_threads", lambda: None)
+    monkeypatch.setattr(engine, "use_all_cpu_threads", lambda: None)
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)

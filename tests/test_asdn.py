@@ -13,7 +13,7 @@ from resizer.engine import upscale_tensor
 from resizer.image_io import Picture
 from resizer.models import create_model
 from resizer.models.asdn import blend_levels, level_index, level_scales, linear_resample, recursion_schedule
-from resizer.models.base import upscaled_size
+from resizer.geometry import upscaled_size
 from resizer.pipeline import SizeSpec, plan_resize
 
 

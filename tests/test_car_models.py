@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 import resizer.models.car as car
+from resizer.geometry import downscaled_size
 from resizer.models import create_model, get_architecture
 from resizer.models.car import (
-    CARDownscaler, CARLossWeights, CARUpscaler, car_joint_loss, downscaled_size, offset_distance_loss,
-    offset_tv_loss, quantize,
+    CARDownscaler, CARLossWeights, CARUpscaler, car_joint_loss, offset_distance_loss, offset_tv_loss, quantize,
 )
 from resizer.pipeline import SizeSpec, output_size
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import resizer.ops as ops
+import resizer.ops.car as car_ops
 from resizer.ops import adaptive_resample, car_sample_positions
 
 
@@ -165,9 +165,9 @@ def test_large_inputs_chunk_automatically(monkeypatch: pytest.MonkeyPatch) -> No
     hr, kernels, ox, oy = _inputs(3, 4, n=1, c=3, h=9, w=6, spread=5.0, seed=5)
     whole = adaptive_resample(hr, kernels, ox, oy, 4)
     calls = []
-    original = ops._adaptive_rows
-    monkeypatch.setattr(ops, "_adaptive_rows", lambda *a, **kw: calls.append(a[1].shape[2]) or original(*a, **kw))
-    monkeypatch.setattr(ops, "_CAR_CHUNK_SAMPLES", 3 * 9 * 6 * 2)  # two rows per pass
+    original = car_ops._adaptive_rows
+    monkeypatch.setattr(car_ops, "_adaptive_rows", lambda *a, **kw: calls.append(a[1].shape[2]) or original(*a, **kw))
+    monkeypatch.setattr(car_ops, "_CAR_CHUNK_SAMPLES", 3 * 9 * 6 * 2)  # two rows per pass
     with torch.no_grad():
         chunked = adaptive_resample(hr, kernels, ox, oy, 4)
     assert calls == [2, 2, 2, 2, 1]

@@ -9,7 +9,8 @@ from PIL import Image
 from resizer import classical
 from resizer.classical import FILTERS, resize_pixels
 from resizer.errors import UsageError
-from resizer.image_io import Metadata, Picture, _PillowPicture, load_picture, picture_to_pil, save_picture
+from resizer.image_io import Metadata, Picture, load_picture, picture_to_pil, save_picture
+from resizer.image_io.picture import _PillowPicture
 from resizer.methods import ResizeRequest, RunOptions, get_method, list_methods
 
 NAMES = ["nearest", "bilinear", "bicubic", "lanczos", "box"]

@@ -150,6 +150,16 @@ def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
     assert all(p.gain is None for p in points if p.pipeline == "plain")
     with pytest.raises(UsageError):
         rate_distortion([bench], 2.5, "jpeg", (30,), "dsn")
+    # 16-bit files with alpha are scored as their 8-bit colour: alpha dropped, x / 257 rounded
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    for i in range(2):
+        colour = synthetic_photo(48, 52, seed=5 + i).astype(np.uint16) * 257
+        alpha = np.full((48, 52, 1), 1234, np.uint16)
+        save_picture(Picture(np.concatenate([colour, alpha], axis=2)), deep / f"{i}.png")
+    deep_points = rate_distortion([deep], 2, "jpeg", (30, 90), "dsn")
+    assert [(p.pipeline, p.quality, p.bpp, p.psnr, p.ssim) for p in deep_points] == \
+        [(p.pipeline, p.quality, p.bpp, p.psnr, p.ssim) for p in points]
     table = run("eval", str(bench), "--scale", "2", "--codec", "webp", "--quality", "50")
     assert table.exit_code == 0, table.output
     assert "codec only" in table.output and "dsn x2 + codec" in table.output

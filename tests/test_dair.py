@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from resizer.cli import app
+from resizer.color import rgb_to_ycbcr
 from resizer.engine import upscale_tensor
 from resizer.models import create_model
 from resizer.models.dair import adaptive_interpolate, adaptive_interpolate_reference, bicubic_phase_kernels
 from resizer.ops import imresize
+from resizer.tensors import pixels_to_tensor
 from resizer.training import TrainConfig, train
 
 from .conftest import activate_manifest, synthetic_photo
@@ -91,19 +94,55 @@ def test_cli_writes_the_kernel_picture(tmp_path: Path, monkeypatch: pytest.Monke
     src = tmp_path / "photo.png"
     Image.fromarray(synthetic_photo(30, 40)).save(src)
     runner = CliRunner()
-    result = runner.invoke(app, ["up", str(src), "--scale", "2", "--method", "dair", "-o", str(tmp_path / "big.png"),
-                                 "--kernels", str(tmp_path / "kernels.png")])
+    result = runner.invoke(app, ["kernels", str(src), "--scale", "2", "--method", "dair", "--device", "cpu",
+                                 "-o", str(tmp_path / "kernels.png")])
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "kernels.png") as im:
         assert im.mode == "L" and im.size == (5 * 40 + 4 * 2, 5 * 30 + 4 * 2)
-    with Image.open(tmp_path / "big.png") as im:
-        assert im.size == (80, 60)
-    again = runner.invoke(app, ["up", str(src), "--scale", "2", "--method", "dair", "-o", str(tmp_path / "b2.png"),
-                                "--kernels", str(tmp_path / "kernels.png")])
+        first = np.asarray(im).copy()
+    again = runner.invoke(app, ["kernels", str(src), "--scale", "2", "-o", str(tmp_path / "kernels.png")])
     assert again.exit_code == 2 and "exists" in again.output
-    for args in (["--method", "bicubic"], []):
-        refused = runner.invoke(app, ["up", str(src), "--scale", "2", *args, "--kernels", str(tmp_path / "k2.png")])
-        assert refused.exit_code == 2 and "dair" in refused.output
-    down = runner.invoke(app, ["down", str(src), "--scale", "2", "--kernels", str(tmp_path / "k3.png")])
-    assert down.exit_code == 2
+    replaced = runner.invoke(app, ["kernels", str(src), "--scale", "2", "-o", str(tmp_path / "kernels.png"),
+                                   "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    with Image.open(tmp_path / "kernels.png") as im:
+        assert np.array_equal(np.asarray(im), first)
+    for method in ("bicubic", "vdsr", "car"):
+        refused = runner.invoke(app, ["kernels", str(src), "--scale", "2", "--method", method,
+                                      "-o", str(tmp_path / "k2.png")])
+        assert refused.exit_code == 2 and "dair" in refused.output and refused.output.count("\n") == 1
+    missing = runner.invoke(app, ["kernels", str(src), "-o", str(tmp_path / "k3.png")])  # --scale is required
+    assert missing.exit_code == 2
     assert not (tmp_path / "k2.png").exists() and not (tmp_path / "k3.png").exists()
+    up = runner.invoke(app, ["up", str(src), "--scale", "2", "--method", "dair", "--kernels", str(tmp_path / "k4.png")])
+    assert up.exit_code == 2 and not (tmp_path / "k4.png").exists()  # kernel pictures left 'up'
+
+
+def test_kernel_picture_is_the_api_behind_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     single_torch_thread) -> None:
+    """The API draws the luma's kernels with the network 'up' runs; alpha changes nothing; others are refused."""
+    from resizer.errors import UsageError
+    from resizer.image_io import Picture
+    from resizer.learned import kernel_picture
+    from resizer.weights import clear_model_cache, save_weights
+
+    torch.manual_seed(1)
+    config = {"scale": 2, "feats": 8, "blocks": 1}
+    model = create_model("dair", config)
+    with torch.no_grad():
+        model.nets[0].tail.weight.normal_(0, 0.3)
+    weights = tmp_path / "dair.safetensors"
+    save_weights(model, weights, arch="dair", config=config, scales=[2.0])
+    rgb = synthetic_photo(20, 24, seed=2)
+    picture = kernel_picture(Picture(rgb), 2, weights=str(weights), device="cpu")
+    assert picture.pixels.dtype == np.uint8 and picture.pixels.shape == (5 * 20 + 8, 5 * 24 + 8, 1)
+    luma = rgb_to_ycbcr(pixels_to_tensor(rgb))[:, :1]
+    assert np.array_equal(picture.pixels[..., 0], model.kernel_image(luma))
+    with_alpha = np.dstack([rgb, np.full(rgb.shape[:2], 90, np.uint8)])
+    assert np.array_equal(kernel_picture(Picture(with_alpha), 2, weights=str(weights), device="cpu").pixels,
+                          picture.pixels)
+    with pytest.raises(UsageError, match="dair"):
+        kernel_picture(Picture(rgb), 2, method="vdsr", weights=str(weights), device="cpu")
+    with pytest.raises(UsageError, match="greater than 1"):
+        kernel_picture(Picture(rgb), 1, weights=str(weights), device="cpu")
+    clear_model_cache()

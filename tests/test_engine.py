@@ -11,8 +11,10 @@ import torch
 from torch.nn import functional as F
 
 from resizer import engine
-from resizer.engine import fit_to_size, resolve_device, resolve_precision, scale_period, upscale_tensor
+from resizer.devices import resolve_device, resolve_precision
+from resizer.engine import scale_period, upscale_tensor
 from resizer.errors import ResizerError, UsageError
+from resizer.geometry import fit_to_size
 from resizer.models import ResamplingModel, create_model
 
 
@@ -179,7 +181,7 @@ def test_half_precision_is_refused_on_cpu() -> None:
 
 
 def test_cpu_threads_use_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.undo()  # the real _set_cpu_threads
+    monkeypatch.undo()  # the real use_all_cpu_threads
     torch.set_num_threads(1)
     upscale_tensor(Recorder(), torch.rand(1, 1, 8, 8), 2, device="cpu")
     assert torch.get_num_threads() == len(os.sched_getaffinity(0))

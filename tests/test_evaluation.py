@@ -278,3 +278,24 @@ def test_operators_reproduce_srcnn_set5_to_the_last_digit(datasets: Path):
         psnr_ref, ssim_ref = PUBLISHED[("set5", float(scale))]
         assert abs(mean_psnr - psnr_ref) < 0.005, (scale, mean_psnr)
         assert abs(mean_ssim - ssim_ref) < 0.00005, (scale, mean_ssim)
+
+
+def test_evaluate_network_is_the_protocol_on_a_network_in_memory(tiny_set: Path):
+    """Training's validation: the same crop, LR, rounding and luma scores as ``evaluate``, without a method."""
+    from resizer.evaluation import evaluate_network
+    from resizer.models import ModelFamily
+
+    class Bicubic(torch.nn.Module):  # MATLAB bicubic as an RGB "network"
+        def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+            return imresize(x.double(), scale=scale)
+
+    network = Bicubic().train()
+    family = ModelFamily("toy-bicubic", "single", ("toy-bicubic",), "rgb")
+    (in_memory,) = evaluate_network(network, family, [tiny_set], [2])
+    (reference,) = evaluate([tiny_set], [2])
+    assert network.training  # put back as it was
+    assert (in_memory.dataset, in_memory.scale, in_memory.up) == (reference.dataset, 2.0, "toy-bicubic")
+    assert [i.name for i in in_memory.images] == [i.name for i in reference.images]
+    for mine, theirs in zip(in_memory.images, reference.images):
+        assert (mine.hr_size, mine.lr_size) == (theirs.hr_size, theirs.lr_size)
+        assert mine.psnr == pytest.approx(theirs.psnr, abs=0.02) and mine.ssim == pytest.approx(theirs.ssim, abs=1e-3)

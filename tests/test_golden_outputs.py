@@ -47,9 +47,9 @@ for _pair, _scales in (("car", ("2", "4")), ("dsn", ("2", "3", "4"))):
         CASES[f"down-{_pair}-x{_s}-grey"] = ("grey", ["down", "--scale", _s, "--method", _pair])
 CASES["down-car-x2-rgba"] = ("rgba", ["down", "--scale", "2", "--method", "car"])
 
-# The picture of DAIR's predicted kernels: "{out}" is where the picture goes (the resize itself is discarded).
+# The picture of DAIR's predicted kernels (``resizer kernels``): "{out}" is where the picture goes.
 KERNEL_PICTURES: dict[str, tuple[str, list[str]]] = {
-    "kernels-dair-x2": ("rgb", ["up", "--scale", "2", "--method", "dair", "--kernels", "{out}"]),
+    "kernels-dair-x2": ("rgb", ["kernels", "--scale", "2", "--method", "dair", "-o", "{out}"]),
 }
 
 # Cases whose input is the output of another case (a paired thumbnail restored by ``up``).
@@ -100,7 +100,7 @@ def _produce(name: str, folder: Path, inputs: dict[str, Path], produced: dict[st
     if name in KERNEL_PICTURES:
         image, args = KERNEL_PICTURES[name]
         args = [a.replace("{out}", str(out)) for a in args]
-        _run_cli([args[0], str(inputs[image]), *args[1:], "-o", str(folder / f"{name}-resized.png")])
+        _run_cli([args[0], str(inputs[image]), *args[1:]])
     elif name in ENCODES:
         _run_cli(["encode", str(inputs["rgb"]), *ENCODES[name][1], "-o", str(out)])
     elif name in RESTORES:

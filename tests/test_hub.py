@@ -263,10 +263,12 @@ out = {"before": before, "path": str(w.resolve_weights_file(entry)), "after": w.
 
 OFFLINE = """
 import hubnet
-model, entry = w.load_model("hubnet", 2)
-user, none = w.load_model("hubnet", 2, weights="hf://test-owner/weights/nets/hubnet-x2.safetensors@v2")
+loaded = w.load("hubnet", 2)
+model, entry = loaded.model, loaded.entry
+user = w.load("hubnet", 2, weights="hf://test-owner/weights/nets/hubnet-x2.safetensors@v2")
 out = {"entry": entry.name, "path": str(w.resolve_weights_file(entry)), "training": model.training,
-       "sum": float(model.conv.weight.sum()), "user": none, "user_sum": float(user.conv.weight.sum())}
+       "sum": float(model.conv.weight.sum()), "user": user.entry, "user_sum": float(user.model.conv.weight.sum()),
+       "loaded": [loaded.name, loaded.source, str(loaded.path)], "user_loaded": [user.name, user.source, str(user.path)]}
 """
 
 
@@ -291,6 +293,8 @@ def test_download_lands_in_the_cache_and_works_offline_afterwards(env: Env) -> N
     assert offline["entry"] == "hubnet-v1" and offline["path"] == str(expected) and offline["training"] is False
     assert offline["sum"] == pytest.approx(conv_sum(env.v1))
     assert offline["user"] is None and offline["user_sum"] == pytest.approx(conv_sum(env.v2))
+    assert offline["loaded"] == ["hubnet-v1", "hub", str(expected)]
+    assert offline["user_loaded"] == ["hubnet-x2.safetensors@v2", "hub", str(env.snapshot(REPO, "v2"))]
 
 
 def test_not_cached_and_unreachable_is_a_clear_error(env: Env) -> None:

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps, features
 
-from resizer import image_io
+from resizer import files, image_io
 from resizer.errors import ImageReadError, ImageWriteError
 from resizer.image_io import (
     IMAGE_SUFFIXES,
     Metadata,
     Picture,
     encode_picture,
+    is_image_file,
     is_image_path,
     load_picture,
     picture_from_pil,
@@ -429,7 +430,7 @@ def test_unreadable_file(tmp_path, monkeypatch, photo_rgb):
             def denied(*args, **kwargs):
                 raise PermissionError(13, "Permission denied", str(path))
 
-            monkeypatch.setattr(image_io, "open", denied, raising=False)
+            monkeypatch.setattr(image_io.decode, "open", denied, raising=False)
         with pytest.raises(ImageReadError, match=r"secret\.png: permission denied"):
             load_picture(path)
     finally:
@@ -498,7 +499,7 @@ def test_unwritable_folder(tmp_path, monkeypatch, photo_rgb):
             def denied(*args, **kwargs):
                 raise PermissionError(13, "Permission denied")
 
-            monkeypatch.setattr(image_io.tempfile, "mkstemp", denied)
+            monkeypatch.setattr(files.tempfile, "mkstemp", denied)
         with pytest.raises(ImageWriteError, match=r"locked/out\.png: cannot write into .*locked \(Permission denied\)"):
             save_picture(Picture(photo_rgb), locked / "out.png")
     finally:
@@ -581,3 +582,46 @@ def test_webp_exif_gets_the_standard_prefix(photo_rgb):
 
 def test_image_io_module_has_no_torch_dependency():
     assert "torch" not in image_io.__dict__
+    import subprocess
+    import sys
+
+    code = "import resizer.image_io, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_image_files_are_regular_visible_files_with_an_image_suffix(tmp_path, photo_rgb):
+    Image.fromarray(photo_rgb).save(tmp_path / "photo.png")
+    Image.fromarray(photo_rgb).save(tmp_path / ".hidden.png")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "photo.png")
+    found = sorted(p.name for p in tmp_path.iterdir() if is_image_file(p))
+    assert found == ["link.jpg", "photo.png"]
+    assert not is_image_file(tmp_path / "missing.png")
+    assert is_image_path(tmp_path / ".hidden.png")  # the suffix rule alone does not look at the file
+
+
+def test_save_writes_through_a_part_file_beside_the_target(tmp_path, monkeypatch, photo_rgb):
+    from resizer.image_io import write
+
+    seen: list[list[str]] = []
+    encode = write._encode_into
+
+    def spying(picture, fmt, handle, **options):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        encode(picture, fmt, handle, **options)
+
+    monkeypatch.setattr(write, "_encode_into", spying)
+    save_picture(Picture(photo_rgb), tmp_path / "out.png")
+    assert len(seen) == 1 and len(seen[0]) == 1
+    assert seen[0][0].startswith(".out.png.") and seen[0][0].endswith(".part")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    assert np.array_equal(load_picture(tmp_path / "out.png").pixels, photo_rgb)
+
+
+def test_to_8bit_rounds_every_16_bit_value_to_the_nearest_level():
+    values = np.arange(65536, dtype=np.uint16)
+    expected = np.floor(values.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    assert np.array_equal(to_8bit(values), expected)
+    assert np.array_equal(to_8bit(np.arange(256, dtype=np.uint16) * 257), np.arange(256, dtype=np.uint8))

@@ -71,7 +71,7 @@ def _up(picture: Picture, weights: Path, scale: float = 2, family: str = "vdsr",
 def test_methods_are_registered_and_selectable() -> None:
     for name in ("srcnn", "vdsr"):
         method = get_method(name)
-        assert isinstance(method, LearnedMethod) and method.family == name
+        assert isinstance(method, LearnedMethod) and method.family.name == name
         assert method.directions == frozenset({"up"}) and method.summary
         assert not method.concurrent_files
     assert {"srcnn", "vdsr"} <= {m.name for m in list_methods("up")}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from resizer.models import ResamplingModel, create_model, get_architecture, list_architectures
-from resizer.models.base import upscaled_size
+from resizer.geometry import upscaled_size
 from resizer.models.reference import REFERENCE_MODELS, EDSRBaseline, RRDBNet, build_reference
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from resizer.methods import ResizeRequest, RunOptions, get_method
-from resizer.ops import _tables, contributions, imresize
+from resizer.ops import contributions, imresize
+from resizer.ops.matlab import _tables
 
 
 # --- an obvious, slow reference: MATLAB's imresize.m transcribed line by line (1-based) ---
@@ -226,3 +227,79 @@ def test_scale_sets_the_kernel_and_size_the_shape():
     np.testing.assert_allclose(by_scale[0, 0].numpy(), _ref_imresize(x[0, 0].numpy(), scale=1 / 3), atol=1e-9)
     torch.testing.assert_close(imresize(x, scale=1 / 3, size=(6, 6)), by_scale)
     assert not torch.allclose(imresize(x, size=(6, 6)), by_scale)
+
+
+def test_ops_imports_nothing_above_it():
+    """``resizer.ops`` is the bottom layer: beyond the package's own face it loads only itself.
+
+    ``import resizer.ops`` first runs ``resizer/__init__.py`` (the public API), so what that
+    loads is subtracted; every module left must be ``resizer.ops.*`` or ``resizer.errors``.
+    The sources are read too, so a lazy import inside a function cannot hide a way up.
+    """
+    import ast
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import resizer.ops
+
+    code = ("import json, sys\n"
+            "def ours(): return {m for m in sys.modules if m == 'resizer' or m.startswith('resizer.')}\n"
+            "import resizer\nface = ours()\nimport resizer.ops\nprint(json.dumps(sorted(ours() - face)))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    added = json.loads(run.stdout)
+    assert {"resizer.ops", "resizer.ops.matlab", "resizer.ops.car", "resizer.ops.jpeg"} <= set(added)
+    assert [m for m in added if m not in ("resizer.ops", "resizer.errors") and not m.startswith("resizer.ops.")] == []
+
+    for path in Path(resizer.ops.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                assert node.level <= 1 or target == "..errors", f"{path.name} imports {target}"
+                assert node.level > 0 or not (node.module or "").startswith("resizer") or \
+                    node.module.startswith(("resizer.ops", "resizer.errors")), f"{path.name} imports {node.module}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("resizer") or alias.name.startswith("resizer.ops"), \
+                        f"{path.name} imports {alias.name}"
+
+
+def test_matlab_bicubic_is_a_classical_method():
+    """Registered with the Pillow methods: finding it loads neither torch nor the learned methods."""
+    import subprocess
+    import sys
+
+    from resizer import classical
+
+    assert isinstance(get_method("matlab-bicubic"), classical.MatlabBicubic)
+    code = ("import sys; from resizer.methods import get_method; m = get_method('matlab-bicubic'); "
+            "sys.exit(3 * ('torch' in sys.modules) + 5 * ('resizer.learned' in sys.modules) "
+            "+ 7 * (type(m).__module__ != 'resizer.classical'))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_method_auto_device_runs_in_float64_on_cpu_without_a_gpu(monkeypatch):
+    """``auto`` never picks MPS (no float64 there): without CUDA it is the CPU, exactly."""
+    from resizer import devices
+
+    monkeypatch.setattr(devices, "mps_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    method = get_method("matlab-bicubic")
+    pixels = np.random.default_rng(8).integers(0, 256, (17, 19, 3), dtype=np.uint8)
+    request = ResizeRequest("down", (8, 7), 2.4)
+    auto = method.resize(_picture(pixels), request, RunOptions(device="auto"))
+    cpu = method.resize(_picture(pixels), request, RunOptions(device="cpu"))
+    np.testing.assert_array_equal(auto.pixels, cpu.pixels)
+    ref = _ref_imresize(pixels[:, :, 1].astype(np.float64), size=(7, 8))
+    np.testing.assert_array_equal(auto.pixels[:, :, 1], np.clip(np.floor(ref + 0.5), 0, 255))
+
+
+def test_tables_cached_during_inference_still_train():
+    """The engine runs under inference mode; the tables it caches must serve training's backward too."""
+    _tables.cache_clear()
+    with torch.inference_mode():
+        imresize(torch.rand(1, 1, 13, 11), scale=2.0)
+    x = torch.rand(1, 1, 13, 11, requires_grad=True)
+    imresize(x, scale=2.0).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -70,6 +70,8 @@ def test_pairing_text_round_trip_and_malformed_values() -> None:
     assert read_pairing(text) == pairing
     assert read_pairing({}) is None
     assert pairing.fits((83, 53)) and not pairing.fits((84, 53))
+    assert Pairing("car", "", "", 2.0, (5, 7)).fits((3, 4))  # halves round up: 2.5 -> 3, 3.5 -> 4
+    assert Pairing("car", "", "", 4.0, (1, 2)).fits((1, 1))  # never below one pixel
     with pytest.raises(ResizerError, match="thumb.png: .*pairing metadata"):
         read_pairing({**text, "resizer:original_size": "big"}, name="thumb.png")
 

@@ -279,3 +279,92 @@ def test_recorded_command_uses_the_datasets_variable(tmp_path, monkeypatch):
     assert c.to_command().startswith(
         "resizer train vdsr --scale 2 --scale 3 --data \"$RESIZER_DATASETS/train/t91\" --data '/x y' --steps 5 ")
     assert c.to_command().endswith("--seed 0 --export v")
+
+
+# --- the one options schema: TrainConfig, the CLI flags and the recipe command come from OPTIONS ---
+
+
+def test_cli_flags_and_config_fields_are_generated_from_one_schema():
+    import dataclasses
+
+    import typer
+
+    from resizer.training import OPTIONS, TRAJECTORY
+
+    command = typer.main.get_command(app).commands["train"]
+    cli = {p.name: p for p in command.params}
+    assert [f.name for f in dataclasses.fields(TrainConfig)] == [o.name for o in OPTIONS]
+    assert [o.param for o in OPTIONS if o.flag] == [name for name in cli if name not in ("json_out", "quiet", "debug")]
+    for o in OPTIONS:
+        if o.flag and not o.argument:
+            assert cli[o.param].opts[0] == o.flag and cli[o.param].required == o.required
+    assert set(TRAJECTORY) <= {o.name for o in OPTIONS} and "seed" in TRAJECTORY and "device" not in TRAJECTORY
+
+
+@pytest.mark.parametrize("arch", ["srcnn", "car", "dsn"])
+def test_a_config_survives_its_recorded_command(arch, tmp_path):
+    """TrainConfig -> to_command -> parsed by `resizer train` -> the same TrainConfig."""
+    import shlex
+
+    import typer
+
+    from resizer.training import config_from_cli
+
+    pair = arch != "srcnn"
+    config = TrainConfig(
+        arch=arch, scales=(2,) if pair else (2, 3), data=(str(tmp_path / "a b"), str(tmp_path / "c")),
+        val=(str(tmp_path / "v"),), eval_scales=() if pair else (2.5,), steps=123, batch=3, patch=40, lr=2e-4,
+        loss=None if pair else "l1", schedule="step", decay_every=40, gamma=0.5, warmup=7, clip=0.5, seed=9,
+        model_config={"up": {"feats": 8}} if pair else {"channels": [8, 4], "kernels": [3, 3, 3]},
+        loss_weights={"offset": 0.002} if arch == "car" else {}, codec="jpeg" if arch == "dsn" else None,
+        codec_joint=arch == "dsn", codec_rate=0.05 if arch == "dsn" else 0.0,
+        init=str(tmp_path / "w" / "x.safetensors"), export="round-trip",
+        **({"codec_quality": (10, 60), "codec_share": 0.25} if arch == "dsn" else {}))  # recorded with --codec only
+    words = shlex.split(config.to_command())
+    assert words[:2] == ["resizer", "train"]
+    params = typer.main.get_command(app).commands["train"].make_context("train", words[2:]).params
+    for name in ("json_out", "quiet", "debug"):
+        params.pop(name)
+    assert config_from_cli(params).to_json() == config.to_json()
+
+
+def test_objective_is_chosen_once_from_the_family():
+    from resizer.training.config import training_family
+    from resizer.training.objectives import CodecObjective, JointObjective, PixelObjective, select_objective
+
+    def chosen(**kw):
+        c = TrainConfig(data=("x",), steps=1, **kw).normalized()
+        return select_objective(c, training_family(c.arch))
+
+    single, _ = chosen(arch="srcnn", scales=(3,), model_config=TINY)
+    assert type(single) is PixelObjective and not single.family.is_pair
+    pair, _ = chosen(arch="car", scales=(2,))
+    assert type(pair) is JointObjective and pair.family.objective == "joint"
+    codec, _ = chosen(arch="dsn", scales=(2,), codec="jpeg")
+    assert type(codec) is CodecObjective
+    alone, _ = chosen(arch="car-up", scales=(2,))  # one network of a pair, trained as a single network
+    assert type(alone) is PixelObjective and alone.family.kind == "single" and alone.family.color == "rgb"
+    _, per_scale = chosen(arch="dair", scales=(3,))
+    assert per_scale.model_config == {"scale": 3}  # a per-scale family is built for the scale it trains
+    with pytest.raises(UsageError, match="downscaler"):
+        training_family("car-down")
+    with pytest.raises(UsageError, match="not a single network"):
+        chosen(arch="srcnn", scales=(3,), codec="jpeg")
+
+
+@pytest.mark.parametrize("arch", ["srcnn", "car"])
+def test_each_objective_gives_a_finite_loss_with_gradients(arch):
+    from resizer.training.config import training_family
+    from resizer.training.objectives import select_objective
+
+    config = {"model_config": TINY} if arch == "srcnn" else {"model_config": {"up": {"feats": 8, "blocks": 1}}}
+    c = TrainConfig(arch=arch, scales=(2,), data=("x",), steps=1, **config).normalized()
+    objective, c = select_objective(c, training_family(c.arch))
+    torch.manual_seed(0)
+    model = objective.build()
+    hr = torch.from_numpy(synthetic_photo(32, 32, seed=3).transpose(2, 0, 1)[None].copy()).float() / 255
+    hr = hr[:, :1] if objective.family.color == "y" else hr
+    loss, terms = objective(hr, 2.0, step=0)
+    loss.backward()
+    assert torch.isfinite(loss) and isinstance(terms, dict)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

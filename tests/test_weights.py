@@ -175,7 +175,7 @@ def test_pickled_checkpoints_are_refused_without_unpickling(tmp_path: Path) -> N
     for path in (zipped, legacy, bare):
         refused(path, "looks like a pickled PyTorch checkpoint", "only loads safetensors")
         with pytest.raises(ModelError, match="pickled"):
-            w.load_model(FAMILY, 2, weights=str(path))
+            w.load(FAMILY, 2, weights=str(path))
     assert not marker.exists()
 
 
@@ -298,10 +298,10 @@ def test_find_entry_matches_scales() -> None:
         w.get_entry("nope", entries)
 
 
-# --------------------------------------------------------------------------- load_model
+# --------------------------------------------------------------------------- load
 
 
-def test_load_model_from_a_manifest_with_bundled_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_from_a_manifest_with_bundled_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "tiny-x2.safetensors"
     model = tiny(seed=3)
     sha, size = w.save_weights(model, file, arch=ARCH, config={"channels": 4})
@@ -310,40 +310,69 @@ def test_load_model_from_a_manifest_with_bundled_files(tmp_path: Path, monkeypat
     monkeypatch.setenv("RESIZER_MANIFEST", str(manifest))
     w.clear_model_cache()
 
-    loaded, got = w.load_model(FAMILY, 2)
-    assert got == entry and not loaded.training
-    assert torch.equal(loaded.head.weight, model.head.weight)
-    assert w.load_model(FAMILY, 2)[0] is loaded  # cached
+    loaded = w.load(FAMILY, 2)
+    got = loaded.entry
+    assert got == entry and not loaded.model.training
+    assert torch.equal(loaded.model.head.weight, model.head.weight)
+    assert (loaded.name, loaded.source, loaded.path) == ("tiny-x2", "bundled", file)
+    assert (loaded.family, loaded.task, loaded.arch, loaded.scale) == (FAMILY, "up", ARCH, 2)
+    assert w.load(FAMILY, 2).model is loaded.model  # cached
     assert w.model_location(entry) == "bundled"
     assert w.pull_weights("tiny-x2").status == "bundled"
 
     w.save_weights(tiny(seed=4), file, arch=ARCH, config={"channels": 4})  # the file changes under us
     with pytest.raises(ModelError) as info:
-        w.load_model(FAMILY, 2)
+        w.load(FAMILY, 2)
     assert str(file) in str(info.value) and "sha256" in str(info.value)
 
 
-def test_load_model_with_user_weights(saved: Path, tmp_path: Path) -> None:
+def test_load_with_user_weights(saved: Path, tmp_path: Path) -> None:
     w.clear_model_cache()
-    model, entry = w.load_model(FAMILY, 2, weights=str(saved))
+    loaded = w.load(FAMILY, 2, weights=str(saved))
+    model, entry = loaded.model, loaded.entry
     assert entry is None and isinstance(model, TinyNet) and not model.training
+    assert (loaded.name, loaded.source, loaded.path) == ("tiny.safetensors", "file", saved)
+    assert (loaded.family, loaded.task, loaded.arch, loaded.scale) == (FAMILY, "up", ARCH, 2)
     assert torch.equal(model.head.weight, tiny(seed=1).head.weight)
-    assert w.load_model(FAMILY, 2, weights=str(saved))[0] is model
-    assert w.load_model(FAMILY, 2, weights=str(saved), device="auto")[0] is not None
+    assert w.load(FAMILY, 2, weights=str(saved)).model is model
+    assert w.load(FAMILY, 2, weights=str(saved), device="auto").model is not None
     with pytest.raises(UsageError, match="unknown device 'gpu0'"):
-        w.load_model(FAMILY, 2, weights=str(saved), device="gpu0")
+        w.load(FAMILY, 2, weights=str(saved), device="gpu0")
 
     with pytest.raises(ModelError, match="not of method 'srcnn'"):
-        w.load_model("srcnn", 2, weights=str(saved))
+        w.load("srcnn", 2, weights=str(saved))
     with pytest.raises(UsageError, match="trained for x2, not x3"):
-        w.load_model(FAMILY, 3, weights=str(saved))
+        w.load(FAMILY, 3, weights=str(saved))
 
     bare = tmp_path / "bare.safetensors"
     save_file(tiny().state_dict(), bare)
     with pytest.raises(ModelError, match="no resizer metadata"):
-        w.load_model(FAMILY, 2, weights=str(bare))
+        w.load(FAMILY, 2, weights=str(bare))
     with pytest.raises(ModelError, match="hf://OWNER/REPO"):
-        w.load_model(FAMILY, 2, weights=str(tmp_path / "absent.safetensors"))
+        w.load(FAMILY, 2, weights=str(tmp_path / "absent.safetensors"))
+
+
+def test_load_refuses_a_file_of_another_family_or_direction(tmp_path: Path) -> None:
+    other = tmp_path / "other.safetensors"
+    w.save_weights(create_model("test-weights-other"), other, arch="test-weights-other", config={"channels": 4})
+    with pytest.raises(ModelError) as info:
+        w.load(FAMILY, 2, weights=str(other))
+    message = str(info.value)
+    assert str(other) in message and "architecture 'test-weights-other'" in message
+    assert "upscaling method 'test-weights-other'" in message and "not of method 'test-weights'" in message
+    assert w.load("test-weights-other", 2, weights=str(other)).name == "other.safetensors"
+    with pytest.raises(ModelError, match="not of method 'test-weights-other'"):
+        w.load("test-weights-other", 2, weights=str(other), task="down")
+
+
+def test_load_of_a_shipped_entry_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RESIZER_MANIFEST", raising=False)
+    loaded = w.load("srcnn", 3)
+    assert (loaded.name, loaded.source, loaded.entry.name) == ("srcnn-x3", "bundled", "srcnn-x3")
+    assert loaded.path == w.bundled_dir() / "srcnn-x3.safetensors" and loaded.arch == loaded.entry.arch
+    image = torch.rand(1, 1, 9, 11)
+    with torch.no_grad():
+        assert loaded.model(image, 3).shape[-2:] == (27, 33)
 
 
 @pytest.mark.parametrize(
@@ -419,11 +448,15 @@ def test_wheel_ships_the_manifest_and_bundled_weights_and_works_offline(tmp_path
     assert build.returncode == 0, build.stdout + build.stderr
     [wheel] = (tmp_path / "dist").glob("resizer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "resizer/weights.py" in names and "resizer/weights/manifest.json" in names
-    assert "resizer/weights/__init__.py" not in names, "a resizer.weights package would hide the weights API"
+    assert "resizer/weights/__init__.py" in names and "resizer/bundled_weights/manifest.json" in names
+    assert not any(n.startswith("resizer/weights/") and not n.endswith(".py") for n in names), (
+        "the bundled data must not share the name of the weights code package"
+    )
+    packages = {p.parent.relative_to(REPO).as_posix() for p in (REPO / "resizer").rglob("__init__.py")}
+    assert {f"{p}/__init__.py" for p in packages} <= names, "a code package is missing from pyproject.toml"
     bundled = [e for e in w.read_manifest(w.bundled_dir() / "manifest.json") if e.source == "bundled"]
     for entry in bundled:
-        assert f"resizer/weights/{entry.file}" in names, entry.name
+        assert f"resizer/bundled_weights/{entry.file}" in names, entry.name
 
     # Run the installed layout (an unpacked wheel) with no site-packages processing, so the
     # editable install of the checkout cannot leak in; the hub is off.
@@ -431,8 +464,10 @@ def test_wheel_ships_the_manifest_and_bundled_weights_and_works_offline(tmp_path
     zipfile.ZipFile(wheel).extractall(site)
     code = """
 import json, sys
+from importlib import resources
 import resizer.weights as w
-out = {"module": w.__file__, "dir": str(w.bundled_dir()), "entries": []}
+out = {"module": w.__file__, "dir": str(w.bundled_dir()), "entries": [],
+       "resources": str(resources.files("resizer.bundled_weights") / "manifest.json")}
 for e in w.read_manifest():
     if e.source == "bundled":
         path = w.resolve_weights_file(e)
@@ -448,8 +483,9 @@ print(json.dumps(out))
     )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
-    assert out["module"] == str(site / "resizer" / "weights.py")
-    assert out["dir"] == str(site / "resizer" / "weights")
+    assert out["module"] == str(site / "resizer" / "weights" / "__init__.py")
+    assert out["dir"] == str(site / "resizer" / "bundled_weights")
+    assert out["resources"] == str(site / "resizer" / "bundled_weights" / "manifest.json")
     assert [name for name, _, _ in out["entries"]] == [e.name for e in bundled]
     for name, path, params_ok in out["entries"]:
         assert path.startswith(str(site)) and params_ok, name

@@ -5,7 +5,8 @@ Each command lives in its own module of this package and attaches itself to ``ap
 
 from __future__ import annotations
 
-from . import bench_cmd, codec_cmd, eval_cmd, models_cmd, resize_cmd, train_cmd  # noqa: F401  (attach commands)
+# Importing a command module attaches its command to ``app``.
+from . import bench_cmd, codec_cmd, eval_cmd, kernels_cmd, models_cmd, resize_cmd, train_cmd  # noqa: F401
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import weights as api
+from ..weights import WeightsEntry, get_entry, manifest_path, model_location, pull_weights, read_manifest
 from .app import JsonOpt, app, run_api, stderr_console
 
 models_app = typer.Typer(
@@ -38,7 +38,7 @@ def _human_size(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
-def _summary(entry: api.WeightsEntry, location: str) -> dict[str, Any]:
+def _summary(entry: WeightsEntry, location: str) -> dict[str, Any]:
     return {
         "name": entry.name,
         "family": entry.family,
@@ -58,14 +58,14 @@ def _summary(entry: api.WeightsEntry, location: str) -> dict[str, Any]:
 @models_app.command("list")
 def list_cmd(json_out: JsonOpt = False) -> None:
     """List the weights of the manifest and where each file is (bundled, cached, remote)."""
-    entries = run_api(api.read_manifest)
-    rows = [(entry, run_api(lambda e=entry: api.model_location(e))) for entry in entries]
+    entries = run_api(read_manifest)
+    rows = [(entry, run_api(lambda e=entry: model_location(e))) for entry in entries]
     if json_out:
         for entry, location in rows:
             print(json.dumps(_summary(entry, location)))
         return
     if not rows:
-        stderr_console().print(f"No weights in {run_api(api.manifest_path)}.")
+        stderr_console().print(f"No weights in {run_api(manifest_path)}.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column, justify in [
@@ -87,8 +87,8 @@ def info_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one entry in full: architecture, config, file, hub source, training recipe, scores."""
-    entry = run_api(lambda: api.get_entry(name))
-    location = run_api(lambda: api.model_location(entry))
+    entry = run_api(lambda: get_entry(name))
+    location = run_api(lambda: model_location(entry))
     if json_out:
         print(json.dumps({**entry.to_dict(), "location": location}))
         return
@@ -124,13 +124,13 @@ def pull_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Download weights into the Hugging Face cache and verify them, for offline use."""
-    entries = run_api(api.read_manifest)
+    entries = run_api(read_manifest)
     for name in names:  # unknown names are a usage error before anything is downloaded
-        run_api(lambda n=name: api.get_entry(n, entries))
+        run_api(lambda n=name: get_entry(n, entries))
     failed = False
     for name in names:
         try:
-            result = run_api(lambda n=name: api.pull_weights(n))
+            result = run_api(lambda n=name: pull_weights(n))
         except typer.Exit:
             failed = True
             continue

@@ -40,7 +40,6 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existin
 SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists (status 'skipped') instead of failing.")]
 StripOpt = Annotated[bool, typer.Option("--strip", help="Drop ICC profile, EXIF, DPI and XMP from the output.")]
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this (decompression bombs).")]
-KernelsOpt = Annotated[Optional[str], typer.Option("--kernels", help="up, one input, --method dair: also write a PNG of the predicted kernels here.")]
 JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Files processed at once (default: all cores for classical methods).")]
 
 
@@ -62,38 +61,20 @@ def _report(results_json: bool, quiet: bool):
 
 
 def _run(direction: str, inputs: list[str], *, scale, width, height, method, output, fmt, quality, overwrite,
-         skip_existing, strip, max_pixels, jobs, device, tile, precision, weights, as_json, quiet, debug,
-         kernels=None) -> None:
+         skip_existing, strip, max_pixels, jobs, device, tile, precision, weights, as_json, quiet, debug) -> None:
     def settings() -> BatchSettings:
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
             size=SizeSpec(scale=scale, width=width, height=height),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, jobs=jobs,
-            run=RunOptions(device=device, tile=tile, precision=precision, weights=weights, kernels=kernels),
+            run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
         )
         if made.size.empty and direction == "down":
             raise UsageError("give one of --scale, --width or --height")
-        if kernels is not None:
-            _check_kernels_option(direction, inputs, method, kernels, overwrite)
         return made
 
     execute_batch(settings, inputs, as_json=as_json, quiet=quiet, debug=debug)
-
-
-def _check_kernels_option(direction: str, inputs: list[str], method: str | None, path: str, overwrite: bool) -> None:
-    from pathlib import Path
-
-    from ..methods import get_method
-
-    if direction != "up":
-        raise UsageError("--kernels is an option of 'resizer up'")
-    if len(inputs) != 1 or _has_folder(inputs):
-        raise UsageError("--kernels takes exactly one input image")
-    if method is None or not getattr(get_method(method), "draws_kernels", False):
-        raise UsageError("--kernels needs a method that predicts interpolation kernels (--method dair)")
-    if Path(path).exists() and not overwrite:
-        raise UsageError(f"--kernels {path}: exists (use --overwrite)")
 
 
 def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: bool, debug: bool) -> None:
@@ -171,7 +152,6 @@ def _make_command(direction: str, help_text: str):
         tile: TileOpt = None,
         precision: PrecisionOpt = "fp32",
         weights: WeightsOpt = None,
-        kernels: KernelsOpt = None,
         as_json: JsonOpt = False,
         quiet: QuietOpt = False,
         debug: DebugOpt = False,
@@ -179,7 +159,7 @@ def _make_command(direction: str, help_text: str):
         _run(direction, inputs, scale=scale, width=width, height=height, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              jobs=jobs, device=device, tile=tile, precision=precision, weights=weights, as_json=as_json,
-             quiet=quiet, debug=debug, kernels=kernels)
+             quiet=quiet, debug=debug)
 
     command.__doc__ = help_text
     return command

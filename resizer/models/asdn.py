@@ -40,9 +40,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..geometry import upscaled_size
 from ..ops import imresize
-from .base import ResamplingModel, upscaled_size
-from .car import _ResBlock, _shrink_
+from .base import ResamplingModel
+from .blocks import ResBlock, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
 __all__ = ["ASDN", "blend_levels", "level_index", "level_scales", "linear_resample", "recursion_schedule"]
@@ -120,7 +121,6 @@ class ASDN(ResamplingModel):
     """Luma upscaler for any real scale >= 1 (see the module docstring)."""
 
     color = "y"
-    arbitrary_scale = True
 
     def __init__(self, feats: int = 48, blocks: int = 6, levels: int = 11) -> None:
         super().__init__()
@@ -128,11 +128,11 @@ class ASDN(ResamplingModel):
             raise ValueError("ASDN needs at least 2 levels")
         self.levels = int(levels)
         self.head = nn.Conv2d(1, feats, 3, padding=1)
-        self.body = nn.Sequential(*[_ResBlock(feats, 0.0) for _ in range(blocks)])
+        self.body = nn.Sequential(*[ResBlock(feats, 0.0) for _ in range(blocks)])
         self.trunk = nn.Conv2d(feats, feats, 3, padding=1)
         self.lift = nn.Conv2d(feats, 4 * feats, 3, padding=1)
         self.tail = nn.Conv2d(feats, self.levels - 1, 3, padding=1)
-        _shrink_(self.tail, 0.1)  # starts near plain bicubic at every level
+        shrink_(self.tail, 0.1)  # starts near plain bicubic at every level
         # Input pixels of context per pass: head, 2 per block, trunk, lift (3x3 each), the
         # tail and the linear resample (under one input pixel each at r > 1), and bicubic's 2.
         self.pass_context = 1 + 2 * blocks + 1 + 1 + 1 + 2

@@ -5,7 +5,8 @@ CONTRACT (the engine, the learned methods, training and the benchmark rely on it
 - ``forward(x, scale)`` takes ``(N, C, h, w)`` floats in [0, 1] and returns the
   resampled batch. ``scale`` is the request's factor (>= 1): upscalers return
   ``(N, C, round(h * scale), round(w * scale))`` with halves rounded up, as the
-  pipeline sizes outputs (:func:`upscaled_size`); downscalers (later) divide instead.
+  pipeline sizes outputs (:func:`resizer.geometry.upscaled_size`); downscalers divide
+  instead (:func:`resizer.geometry.downscaled_size`).
   Every model is fed LR in and gives HR out: networks that refine a bicubic upscale
   do that upscale inside ``forward`` (MATLAB bicubic, :func:`resizer.ops.imresize`),
   so training and inference never prepare inputs differently.
@@ -28,18 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..geometry import upscaled_size
 from ..ops import imresize
 
 Color = Literal["y", "rgb"]
-
-
-def upscaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
-    """An upscaler's output ``(height, width)``: each side times ``scale``, halves rounded up.
-
-    The same rounding as ``pipeline.output_size``, so a model's natural output is the
-    size the user asked for (Python's ``round`` would round halves to even).
-    """
-    return math.floor(h * scale + 0.5), math.floor(w * scale + 0.5)
 
 
 class ResamplingModel(nn.Module):
@@ -47,9 +40,6 @@ class ResamplingModel(nn.Module):
 
     color: ClassVar[Color] = "rgb"
     halo: int = 0  # a class default; configurable models set it per instance
-    # True for networks that take any real scale as an input (ASDN): their weights serve
-    # every scale, so the manifest lists none.
-    arbitrary_scale: ClassVar[bool] = False
 
     def supports_scale(self, scale: float) -> bool:
         """True if this architecture can produce ``scale``."""

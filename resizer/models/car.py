@@ -32,66 +32,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..geometry import downscaled_size, upscaled_size
 from ..ops import adaptive_resample, imresize
-from .base import ResamplingModel, upscaled_size
+from .base import ResamplingModel
+from .blocks import ResBlock, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
 __all__ = [
-    "CARDownscaler", "CARLossWeights", "CARSample", "CARUpscaler", "car_joint_loss", "downscaled_size",
-    "offset_distance_loss", "offset_tv_loss", "quantize",
+    "CARDownscaler", "CARLossWeights", "CARSample", "CARUpscaler", "car_joint_loss", "offset_distance_loss",
+    "offset_tv_loss", "quantize",
 ]
 
 _SCALES = (2, 4)
 _BAND_SAMPLES = 1 << 21  # samples per band in inference (see resizer.ops._CAR_CHUNK_SAMPLES)
 
 
-def downscaled_size(h: int, w: int, scale: int) -> tuple[int, int]:
-    """A downscaler's output ``(height, width)``: each side divided by ``scale``, halves rounded up, >= 1.
-
-    The pipeline's ``round_half_up(side / scale)``, so the natural output is the size the
-    user asked for. See :meth:`CARDownscaler.resample` for how the LR grid is laid on
-    sizes that are not multiples of the scale.
-    """
-    return max(1, math.floor(h / scale + 0.5)), max(1, math.floor(w / scale + 0.5))
-
-
 def _check_scale(name: str, scale: float) -> int:
     if scale not in _SCALES:
         raise ValueError(f"{name} is built for x2 or x4, not x{scale}")
     return int(scale)
-
-
-class _ResBlock(nn.Module):
-    """conv-activation-conv with an identity skip (no batch norm, as in EDSR).
-
-    ``slope`` 0 is ReLU (EDSR), else LeakyReLU (the CAR kernel network). The activation
-    and the skip run in place (autograd-safe: neither convolution's backward needs its
-    output), which saves two feature maps per block on whole-image runs.
-    """
-
-    def __init__(self, feats: int, slope: float) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(feats, feats, 3, padding=1)
-        self.conv2 = nn.Conv2d(feats, feats, 3, padding=1)
-        self.slope = slope
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = self.conv1(x)
-        hidden = F.leaky_relu_(hidden, self.slope) if self.slope else F.relu_(hidden)
-        return self.conv2(hidden).add_(x)
-
-
-def _shrink_(conv: nn.Conv2d, factor: float) -> None:
-    """Scale an output layer's initial weights down and zero its bias.
-
-    CAR's heads then start near uniform kernels and zero offsets (a plain box-like
-    downscale), the upscaler near plain bicubic: the joint training starts from a sane
-    pair instead of random sampling positions. Not zero, so gradients reach every layer
-    from the first step.
-    """
-    with torch.no_grad():
-        conv.weight.mul_(factor)
-        conv.bias.zero_()
 
 
 class CARSample(NamedTuple):
@@ -132,10 +91,10 @@ class CARDownscaler(ResamplingModel):
         # A 3s x 3s convolution of stride s: the same function as pixel-unshuffle then a
         # 3x3 convolution (the CAR code's stem), without the unshuffle's copy (2x faster).
         self.stem = nn.Conv2d(3, feats, 3 * self.scale, stride=self.scale, padding=self.scale)
-        self.body = nn.Sequential(*[_ResBlock(feats, 0.2) for _ in range(blocks)])
+        self.body = nn.Sequential(*[ResBlock(feats, 0.2) for _ in range(blocks)])
         self.trunk = nn.Conv2d(feats, feats, 3, padding=1)
         self.head = nn.Conv2d(feats, 3 * kk, 1)
-        _shrink_(self.head, 0.1)
+        shrink_(self.head, 0.1)
         # LR-resolution 3x3 convolutions from HR input to head output (stem, blocks, trunk;
         # the head is 1x1): each reaches one LR pixel (``scale`` HR pixels) further. The taps
         # reach (k - s) / 2 + max_offset HR pixels beyond an LR pixel's block (the bilinear
@@ -258,10 +217,10 @@ class CARUpscaler(ResamplingModel):
         super().__init__()
         self.scale = _check_scale("car-up", scale)
         self.head = nn.Conv2d(3, feats, 3, padding=1)
-        self.body = nn.Sequential(*[_ResBlock(feats, 0.0) for _ in range(blocks)])
+        self.body = nn.Sequential(*[ResBlock(feats, 0.0) for _ in range(blocks)])
         self.trunk = nn.Conv2d(feats, feats, 3, padding=1)
         self.tail = nn.Conv2d(feats, 3 * self.scale ** 2, 3, padding=1)
-        _shrink_(self.tail, 0.1)
+        shrink_(self.tail, 0.1)
         # head + 2 per block + trunk + tail, in LR pixels; MATLAB bicubic at x2/x4 reads
         # at most 2 LR pixels beyond an output pixel's own, which the convolutions exceed.
         self.halo = max(1 + 2 * blocks + 1 + 1, 2)

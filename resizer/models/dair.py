@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import ResamplingModel
-from .car import _ResBlock, _shrink_
+from .blocks import ResBlock, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
 if TYPE_CHECKING:
@@ -125,9 +125,9 @@ class _KernelNet(nn.Module):
         super().__init__()
         self.scale, self.size, self.levels = scale, size, levels
         self.head = nn.Conv2d(in_channels, feats, 3, padding=1)
-        self.body = nn.Sequential(*[_ResBlock(feats, 0.0) for _ in range(blocks)])
+        self.body = nn.Sequential(*[ResBlock(feats, 0.0) for _ in range(blocks)])
         self.tail = nn.Conv2d(feats, levels * scale * scale * size * size, 3, padding=1)
-        _shrink_(self.tail, 0.1)
+        shrink_(self.tail, 0.1)
         self.register_buffer("base", bicubic_phase_kernels(scale, size).reshape(-1, 1, 1), persistent=False)
         self.depth = 1 + 2 * blocks + 1  # 3x3 layers: the receptive radius in input pixels
 
@@ -186,7 +186,7 @@ class DAIR(ResamplingModel):
         return x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
 
     def kernels_for(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The first stage's kernels for LR luma ``x`` (what ``resizer up --kernels`` draws)."""
+        """The first stage's kernels for LR luma ``x`` (what ``resizer kernels`` draws)."""
         return self.nets[0](x)
 
     @torch.no_grad()
@@ -209,7 +209,7 @@ class DAIR(ResamplingModel):
         if shrink > 1:
             maps = F.adaptive_avg_pool2d(maps[None], (max(1, round(h / shrink)), max(1, round(w / shrink))))[0]
         peak = float(maps.abs().max()) or 1.0
-        tiles = (128 + 127 * maps / peak).round().clamp(0, 255).to(torch.uint8).numpy()
+        tiles = (128 + 127 * maps / peak).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         f, (th, tw) = self.kernel_size, tiles.shape[-2:]
         grid = np.full((f * th + (f - 1) * gap, f * tw + (f - 1) * gap), 255, np.uint8)
         for k in range(f2):

@@ -15,7 +15,7 @@
 One pair per integer scale (2, 3, 4), trained together by ``resizer train dsn --scale S``.
 Sizes that are not multiples of the scale are handled like CAR's: the LR grid starts at the
 top-left HR pixel, the HR image is padded by replication to whole blocks, and the LR side
-is ``round(side / s)`` with halves up (:func:`resizer.models.car.downscaled_size`).
+is ``round(side / s)`` with halves up (:func:`resizer.geometry.downscaled_size`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..geometry import downscaled_size
 from .base import ResamplingModel
-from .car import _shrink_, downscaled_size
+from .blocks import shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
 __all__ = ["DSNLossWeights", "DownSNet", "UpSNet", "dsn_joint_loss", "qbrelu"]
@@ -80,7 +81,7 @@ class DownSNet(ResamplingModel):
             nn.Conv2d(feats, feats, 3, padding=1), nn.LeakyReLU(0.05, inplace=True),
         )
         self.sample = nn.Conv2d(feats, 3, self.scale, stride=self.scale)
-        _shrink_(self.sample, 0.1)  # starts near the box-filtered thumbnail
+        shrink_(self.sample, 0.1)  # starts near the box-filtered thumbnail
         # Three 3x3 layers reach 3 HR pixels; the stride-s layer stays inside its block.
         self.halo = 3 + self.scale
 
@@ -144,7 +145,7 @@ class UpSNet(ResamplingModel):
         self.head = nn.Conv2d(3, feats, 3, padding=1)
         self.body = nn.Sequential(*[_DenseBlock(feats, growth, layers) for _ in range(blocks)])
         self.tail = nn.Conv2d(feats, 3 * self.scale ** 2, 1)
-        _shrink_(self.tail, 0.1)  # starts near the nearest-neighbour enlargement
+        shrink_(self.tail, 0.1)  # starts near the nearest-neighbour enlargement
         self.halo = 1 + blocks * layers
 
     def supports_scale(self, scale: float) -> bool:

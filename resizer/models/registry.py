@@ -155,6 +155,14 @@ def register_family(family: ModelFamily) -> ModelFamily:
     return family
 
 
+def unregister_family(name: str) -> None:
+    """Remove family ``name`` and its architectures (a test's toy family must not outlive the test)."""
+    key = name.strip().lower()
+    _FAMILIES.pop(key, None)
+    for arch in [a.name for a in _ARCHITECTURES.values() if a.family == key]:
+        del _ARCHITECTURES[arch]
+
+
 def get_family(name: str) -> ModelFamily:
     """The family registered as ``name`` (case-insensitive); ``UsageError`` listing the known ones otherwise."""
     key = name.strip().lower()
@@ -204,12 +212,3 @@ def list_architectures(family: str | None = None) -> list[Architecture]:
 def create_model(arch: str, config: dict[str, Any] | None = None) -> "nn.Module":
     """Build ``arch`` with its default config updated by ``config`` (random weights)."""
     return get_architecture(arch).build(config)
-
-
-def pair_architectures(family: str) -> tuple[Architecture, Architecture] | None:
-    """``(down, up)`` of a family trained as a pair (e.g. ``car``), else ``None``."""
-    try:
-        described = get_family(family)
-    except UsageError:
-        return None
-    return (described.architecture("down"), described.architecture("up")) if described.is_pair else None
