@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -103,14 +104,23 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def protocol_sizes(width: int, height: int, scale: float) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``((hr_w, hr_h), (lr_w, lr_h))``: LR is ``floor(side / s)``, HR is cropped to ``round(LR * s)``.
+    """``((hr_w, hr_h), (lr_w, lr_h))`` with HR/LR exactly ``scale`` on both axes.
 
-    For integer scales this is the usual modcrop; for non-integer ones it is the crop
-    that makes the LR size an exact ``1/s`` of the HR reference.
+    Write ``scale = p/q`` in lowest terms (1.5 = 3/2, 2.7 = 27/10): HR is cropped at the
+    right/bottom to a multiple of ``p`` and LR is ``HR * q/p``. For integer scales this is
+    the usual modcrop. Any other crop leaves a ratio such as 320/213 = 1.5023, and an
+    upscaler that maps pixels by the scale (ASDN, MATLAB's imresize given a scale) is then
+    up to half a pixel off at the far edge (``../shared/datasets/README.md``, step 3).
     """
-    lr_w, lr_h = math.floor(width / scale + 1e-9), math.floor(height / scale + 1e-9)
-    hr_w, hr_h = math.floor(lr_w * scale + 0.5), math.floor(lr_h * scale + 0.5)
-    return (min(hr_w, width), min(hr_h, height)), (lr_w, lr_h)
+    ratio = scale_fraction(scale)
+    p, q = ratio.numerator, ratio.denominator
+    hr_w, hr_h = width - width % p, height - height % p  # 0 for an image too small: refused by the caller
+    return (hr_w, hr_h), (hr_w * q // p, hr_h * q // p)
+
+
+def scale_fraction(scale: float) -> Fraction:
+    """``scale`` as the fraction ``p/q`` it was written as (2.7 -> 27/10), denominators up to 1000."""
+    return Fraction(repr(float(scale))).limit_denominator(1000)
 
 
 def _is_image(path: Path) -> bool:

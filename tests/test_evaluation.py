@@ -54,8 +54,8 @@ def test_result_structure_and_rows(tiny_set: Path):
     assert [row.name for row in x2.images] == ["a.png", "b.png", "c.png"]
     assert [(row.hr_size, row.lr_size) for row in x2.images] == [((40, 36), (20, 18)), ((32, 28), (16, 14)),
                                                                  ((30, 30), (15, 15))]
-    # x2.5: LR = floor(side / 2.5), HR cropped to round(LR * 2.5).
-    assert [(row.hr_size, row.lr_size) for row in x25.images] == [((40, 35), (16, 14)), ((33, 28), (13, 11)),
+    # x2.5 = 5/2: HR sides cropped to a multiple of 5, LR exactly 2/5 of them.
+    assert [(row.hr_size, row.lr_size) for row in x25.images] == [((40, 35), (16, 14)), ((30, 25), (12, 10)),
                                                                   ((30, 30), (12, 12))]
     for result in results:
         assert result.psnr == pytest.approx(np.mean([row.psnr for row in result.images]))
@@ -109,10 +109,44 @@ def test_save_dir_writes_lr_and_sr(tiny_set: Path, tmp_path: Path):
 def test_protocol_sizes():
     assert protocol_sizes(256, 255, 2) == ((256, 254), (128, 127))
     assert protocol_sizes(280, 280, 2.8) == ((280, 280), (100, 100))
-    # LR 67 x 33; HR round(100.5) = 101 and round(49.5) = 50 (halves round up, as in MATLAB).
-    assert protocol_sizes(101, 50, 1.5) == ((101, 50), (67, 33))
+    # 1.5 = 3/2: HR sides a multiple of 3, LR exactly two thirds of them.
+    assert protocol_sizes(101, 50, 1.5) == ((99, 48), (66, 32))
+    assert protocol_sizes(480, 320, 1.5) == ((480, 318), (320, 212))
+    assert protocol_sizes(512, 384, 2.7) == ((486, 378), (180, 140))  # 2.7 = 27/10
     hr, lr = protocol_sizes(500, 480, 3)
     assert hr == (498, 480) and lr == (166, 160)
+
+
+@pytest.mark.parametrize("scale", [1.1, 1.5, 2.7, 3.3, 4])
+@pytest.mark.parametrize("size", [(480, 320), (101, 50), (256, 255)])
+def test_protocol_ratio_is_exactly_the_scale(size, scale):
+    (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(*size, scale)
+    assert hr_w <= size[0] and hr_h <= size[1]
+    assert abs(hr_w / lr_w - scale) < 1e-12 and abs(hr_h / lr_h - scale) < 1e-12
+
+
+def test_scale_mapped_upscaler_scores_the_same_as_size_mapped(tmp_path: Path):
+    """The old crop (LR = floor(side / s), HR = round(LR * s)) left a ratio of 1.5023 at x1.5 on 480x320.
+
+    Then an upscaler that maps pixels by the scale (MATLAB's imresize given a scale, ASDN)
+    and one that maps them by the sizes disagree by up to half a pixel at the far edge. With
+    the exact ratio they see the same phase and give the same image.
+    """
+    import torch
+
+    from resizer.ops import imresize
+
+    rng = np.random.default_rng(0)
+    hr = torch.from_numpy(rng.random((1, 1, 320, 480)))
+    for scale in (1.5, 2.7):
+        (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(480, 320, scale)
+        lr = imresize(hr[..., :hr_h, :hr_w], size=(lr_h, lr_w))
+        by_scale = imresize(lr, scale=scale, size=(hr_h, hr_w))
+        by_size = imresize(lr, size=(hr_h, hr_w))
+        assert torch.allclose(by_scale, by_size, atol=1e-9)
+    # the old crop at x1.5: 213 LR columns for 320 HR ones, the two mappings disagree
+    lr = imresize(hr[..., :320, :480], size=(213, 320))
+    assert not torch.allclose(imresize(lr, scale=1.5, size=(320, 480)), imresize(lr, size=(320, 480)), atol=1e-3)
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "only-text", "file"])
