@@ -10,7 +10,8 @@ path loads without torch.
   itself), on the Pillow image the loader already holds: no array round trip.
 - 16-bit has no multi-channel Pillow mode (and Pillow's own ``I;16`` resampling is not
   exact), so each channel is resampled in mode ``F`` (float32) and rounded back, with
-  colour premultiplied by alpha here, as Pillow does for 8 bits.
+  colour premultiplied by alpha here, as Pillow does for 8 bits: one channel at a time,
+  so memory stays near the picture's own size (see ``benchmarks/bench_memory.py``).
 """
 
 from __future__ import annotations
@@ -47,24 +48,62 @@ def _resample(filter_name: str) -> Image.Resampling:
         raise UsageError(f"unknown classical filter '{filter_name}' (available: {', '.join(FILTERS)})") from None
 
 
+# Rows per band when premultiplying (bounds the temporaries to a few MB whatever the image size).
+_BAND_PIXELS = 1 << 20
+
+
+def _plane(pixels: np.ndarray, index: int, premultiply: bool) -> Image.Image:
+    """Channel ``index`` as a mode ``F`` image, times alpha / 65535 if ``premultiply``; built in row bands.
+
+    The arithmetic is the same float32 arithmetic element by element as on the whole
+    image at once (``colour * (alpha / 65535)``), so results do not depend on the bands;
+    only the Pillow image (4 bytes a pixel) and one band exist at a time.
+    """
+    height, width = pixels.shape[:2]
+    plane = Image.new("F", (width, height))
+    rows = max(1, _BAND_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        band = pixels[top:top + rows, :, index].astype(np.float32)
+        if premultiply:
+            band *= pixels[top:top + rows, :, -1].astype(np.float32) / 65535.0
+        plane.paste(Image.fromarray(band), (0, top))
+    return plane
+
+
+def _resize_plane(plane: Image.Image, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    return np.asarray(plane.resize(size, resample))
+
+
 def _resize16(pixels: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
-    """uint16 (H, W, C) -> uint16 (h, w, C), channel by channel in float32."""
+    """uint16 (H, W, C) -> uint16 (h, w, C), one channel at a time in float32 (mode ``F``).
+
+    Colour is premultiplied by alpha (no colour bleeds out of transparent pixels) and
+    divided again after resampling, as Pillow does for 8 bits. One float32 input plane
+    lives at a time: about 6 bytes per input pixel on top of the picture itself.
+    """
     channels = pixels.shape[2]
-    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)  # (C, H, W), one copy
     premultiply = channels in (2, 4) and resample != Image.Resampling.NEAREST
-    if premultiply:  # no colour bleeds out of transparent pixels
-        planes[:-1] *= planes[-1] / 65535.0
-    out = np.empty((channels, size[1], size[0]), np.float32)
-    for index in range(channels):
-        out[index] = np.asarray(Image.fromarray(planes[index]).resize(size, resample))
+    out = np.empty((size[1], size[0], channels), np.uint16)
+
+    def store(index: int, values: np.ndarray) -> None:
+        np.rint(values, out=values)
+        np.clip(values, 0.0, 65535.0, out=values)
+        out[:, :, index] = values
+
+    inverse = None
     if premultiply:
-        alpha = np.clip(out[-1], 0.0, 65535.0)
+        alpha = np.clip(_resize_plane(_plane(pixels, channels - 1, False), size, resample), 0.0, 65535.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[:-1] = np.where(alpha > 0, out[:-1] * (65535.0 / alpha), 0.0)
-        out[-1] = alpha
-    np.rint(out, out=out)
-    np.clip(out, 0.0, 65535.0, out=out)
-    return np.ascontiguousarray(out.transpose(1, 2, 0).astype(np.uint16))
+            inverse = 65535.0 / alpha
+    for index in range(channels - 1 if premultiply else channels):
+        values = _resize_plane(_plane(pixels, index, premultiply), size, resample)
+        if inverse is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.where(alpha > 0, values * inverse, np.float32(0.0))
+        store(index, np.array(values, np.float32))
+    if premultiply:
+        store(channels - 1, alpha)
+    return out
 
 
 def resize_pixels(pixels: np.ndarray, size: tuple[int, int], filter_name: str) -> np.ndarray:

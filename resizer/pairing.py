@@ -27,6 +27,10 @@ __all__ = ["Pairing", "read_pairing", "PAIRING_KEYS"]
 
 PAIRING_KEYS = ("resizer:method", "resizer:model", "resizer:version", "resizer:scale", "resizer:original_size")
 _SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
+# A family (a ``--method`` name) and a model: a manifest entry's name, or the file name of the
+# ``--weights`` it was made with. Never a path: no separators, no leading dot, printable, short.
+_METHOD = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_MODEL = re.compile(r"[A-Za-z0-9_][^/\\\x00-\x1f\x7f]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,21 @@ def read_pairing(text: dict[str, str], name: str | None = None) -> Pairing | Non
     """The pairing recorded in ``text`` (``Metadata.text``), or ``None`` if it has none.
 
     A thumbnail that has some keys but malformed values is an error (naming ``name``, if
-    given): it was made by resizer, and guessing would restore it wrongly.
+    given): it was made by resizer, and guessing would restore it wrongly. So is a method
+    or model that is no name at all (``../../../etc/passwd``: a path, control characters,
+    over 200 characters): only a family name and a manifest entry's or weights file's name
+    are valid.
     """
     method = text.get("resizer:method", "").strip().lower()
     if not method:
         return None
+    where = f"{name}: " if name else ""
+    model = text.get("resizer:model", "")
+    for key, value, pattern in (("method", method, _METHOD), ("model", model, _MODEL)):
+        if value and not pattern.fullmatch(value):
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ResizerError(f"{where}resizer pairing metadata names no valid {key} ({shown!r}); "
+                               "give --method and --scale explicitly")
     try:
         scale = float(text["resizer:scale"])
         match = _SIZE.match(text["resizer:original_size"])
@@ -73,7 +87,6 @@ def read_pairing(text: dict[str, str], name: str | None = None) -> Pairing | Non
             raise ValueError
         size = (int(match.group(1)), int(match.group(2)))
     except (KeyError, ValueError):
-        where = f"{name}: " if name else ""
         raise ResizerError(f"{where}resizer pairing metadata is incomplete or malformed "
                            f"(method {method!r}); give --method and --scale explicitly") from None
-    return Pairing(method, text.get("resizer:model", ""), text.get("resizer:version", ""), scale, size)
+    return Pairing(method, model, text.get("resizer:version", ""), scale, size)

@@ -2,24 +2,37 @@
 
 This is the Python API behind ``resizer down`` and ``resizer up``; the CLI only parses.
 A failure on one input never stops the others: it becomes a ``FileResult`` with
-``status="error"`` and the reason.
+``status="error"`` and the reason, whatever raised it (a decoder's ``OverflowError`` or
+``NotImplementedError``, a ``MemoryError``); only Ctrl-C, SIGTERM and SIGHUP stop a batch,
+and then the file being written is removed. Folders give their regular, visible image
+files (:func:`resizer.image_io.is_image_file`); an explicit input must be a regular file
+too (a named pipe would block the run forever). Without ``overwrite`` an output name is
+created exclusively, so concurrent runs never replace each other's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import math
 import os
+import signal
+import stat
 import sys
+import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import ImageWriteError, ResizerError, UsageError
+from .errors import ImageReadError, ImageWriteError, ResizerError, UsageError
+from .files import exclusive_creation, remove_stale_temporaries
 from .geometry import round_half_up
-from .image_io import DEFAULT_MAX_PIXELS, Picture, encode_picture, is_image_path, load_picture, save_picture
+from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, is_image_file, load_picture,
+                       save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 from .pairing import PAIRING_KEYS, read_pairing
 
@@ -73,6 +86,8 @@ def output_size(width: int, height: int, direction: Direction, spec: SizeSpec) -
     """
     if spec.scale is not None:
         factor = spec.scale if direction == "up" else 1.0 / spec.scale
+        if not math.isfinite(max(width, height) * factor):
+            raise UsageError(f"--scale {spec.scale:g} gives an output too large for any image")
         size = (max(1, round_half_up(width * factor)), max(1, round_half_up(height * factor)))
         return size, spec.scale
     if spec.width is not None:
@@ -116,6 +131,7 @@ class FileResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
+    detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
 
     def to_json(self) -> dict:
         record = {
@@ -148,6 +164,7 @@ class BatchSettings:
     skip_existing: bool = False
     strip: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_output_pixels: int | None = DEFAULT_MAX_PIXELS  # outputs larger than this are refused before resizing
     jobs: int | None = None  # None: all cores for methods that allow it
     run: RunOptions = field(default_factory=RunOptions)
     tag: str | None = None  # default output names' tag (``photo_<tag>.png``); None: from the size
@@ -158,14 +175,18 @@ class BatchSettings:
 
 
 def _walk_images(folder: Path, exclude: Path | None) -> list[Path]:
-    """Image files under ``folder``, recursively and sorted, skipping the output tree."""
+    """Image files under ``folder``, recursively and sorted, skipping the output tree.
+
+    Only regular, visible files count (:func:`resizer.image_io.is_image_file`): a named
+    pipe called ``x.png`` would block the run, and ``._x.png`` is a macOS resource fork.
+    """
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
         if exclude is not None:
             dirs[:] = [d for d in dirs if (root_path / d).resolve() != exclude]
         dirs.sort()
-        found.extend(root_path / f for f in sorted(files) if is_image_path(root_path / f))
+        found.extend(root_path / f for f in sorted(files) if is_image_file(root_path / f))
     return found
 
 
@@ -176,25 +197,37 @@ def _with_suffix(path: Path, fmt: str | None) -> Path:
     return path.with_suffix({".jpeg": ".jpg", ".tiff": ".tif"}.get(suffix, suffix))
 
 
+def check_format(fmt: str | None) -> None:
+    """``--format`` must name an output format (``png``, ``.jpg``, ...): a path or an unknown name is a usage error."""
+    if fmt is not None and fmt.lower().lstrip(".") not in WRITE_FORMATS:
+        raise UsageError(f"--format {fmt}: unknown output format (known: {', '.join(sorted(WRITE_FORMATS))})")
+
+
+def _is_dir(path: Path) -> bool:
+    return os.path.isdir(path)  # False, not OSError, for a name too long for the file system
+
+
 def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[ResizeJob], list[FileResult]]:
     """Expand files, folders and ``-`` into jobs; problems with an input become error results.
 
     Raises ``UsageError`` for mistakes in the command line itself (``-`` twice, ``-o FILE``
-    with several inputs, a missing input when it is the only one is a per-file error).
+    with several inputs, an unknown ``--format``; a missing input when it is the only one
+    is a per-file error).
     """
     if not inputs:
         raise UsageError("no input given")
+    check_format(settings.format)
     if list(inputs).count(STDIO) > 1:
         raise UsageError("standard input ('-') can be given only once")
     out = settings.output
     tag = settings.tag or settings.size.tag(settings.direction)
     paths = [Path(i) for i in inputs if i != STDIO]
-    many = len(inputs) > 1 or any(p.is_dir() for p in paths)
+    many = len(inputs) > 1 or any(_is_dir(p) for p in paths)
     out_dir: Path | None = None
     if out is not None and out != STDIO:
         out_path = Path(out)
-        if many or out.endswith(("/", os.sep)) or out_path.is_dir():
-            if out_path.exists() and not out_path.is_dir():
+        if many or out.endswith(("/", os.sep)) or _is_dir(out_path):
+            if os.path.exists(out_path) and not _is_dir(out_path):
                 raise UsageError(f"-o {out}: not a folder, but several inputs need one")
             out_dir = out_path
     if out == STDIO and many:
@@ -202,7 +235,7 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
 
     jobs: list[ResizeJob] = []
     errors: list[FileResult] = []
-    several_folders = sum(p.is_dir() for p in paths) > 1
+    several_folders = sum(_is_dir(p) for p in paths) > 1
     for raw in inputs:
         if raw == STDIO:
             target = out or STDIO
@@ -211,7 +244,7 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
             jobs.append(ResizeJob(STDIO, target, "<stdin>"))
             continue
         path = Path(raw)
-        if path.is_dir():
+        if _is_dir(path):
             exclude = out_dir.resolve() if out_dir is not None else None
             images = _walk_images(path, exclude)
             if not images:
@@ -222,15 +255,16 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
             else:
                 base = path.resolve().parent / f"{path.resolve().name}_{tag}"
             for image in images:
-                target = _with_suffix(base / image.relative_to(path), settings.format)
+                target = _with_suffix(base / image.relative_to(path), settings.format or writable_format_for(image))
                 jobs.append(ResizeJob(str(image), str(target), str(image)))
             continue
         if out_dir is not None:
-            target = _with_suffix(out_dir / path.name, settings.format)
+            target = _with_suffix(out_dir / path.name, settings.format or writable_format_for(path))
         elif out is not None:
             target = Path(out)
         else:
-            target = _with_suffix(path.with_name(f"{path.stem}_{tag}{path.suffix}"), settings.format)
+            target = _with_suffix(path.with_name(f"{path.stem}_{tag}{path.suffix}"),
+                                  settings.format or writable_format_for(path))
         jobs.append(ResizeJob(raw, str(target), raw))
 
     # Two inputs must never race for one output file.
@@ -260,7 +294,12 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requeste
     may then be left out. Otherwise: the method asked for, else ``DEFAULT_METHOD``.
     """
     if direction == "up":
-        pairing = read_pairing(picture.metadata.text)
+        try:
+            pairing = read_pairing(picture.metadata.text)
+        except ResizerError:
+            if require_pairing or spec.empty:
+                raise  # the pairing was to restore the size: say why it cannot
+            pairing = None  # a size was given: the malformed pairing is not needed
         if (pairing is not None and pairing.fits((picture.width, picture.height))
                 and requested in (None, pairing.method)
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
@@ -279,10 +318,22 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requeste
     return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, size, scale)
 
 
+def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> None:
+    """``UsageError`` if an output of ``size`` would have more than ``max_output_pixels`` pixels.
+
+    Checked before any resampling, so an absurd size is one line, not an allocation failure.
+    """
+    if max_output_pixels is not None and size[0] * size[1] > max_output_pixels:
+        raise UsageError(f"the output would be {size[0]}x{size[1]} ({size[0] * size[1]} pixels), more than "
+                         f"--max-output-pixels {max_output_pixels}")
+
+
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
-                   run: RunOptions | None = None, require_pairing: bool = False) -> tuple[Picture, Method]:
+                   run: RunOptions | None = None, require_pairing: bool = False,
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point."""
     chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
+    check_output_size(request.size, max_output_pixels)
     chosen.validate(request, run)
     resized = chosen.resize(picture, request, run or RunOptions())
     return _without_stale_pairing(resized, picture), chosen
@@ -305,80 +356,193 @@ def _format_for(job: ResizeJob, settings: BatchSettings, picture: Picture) -> st
     if settings.format:
         return settings.format
     if job.output == STDIO:
-        return picture.metadata.source_format or "png"
+        return source_output_format(picture.metadata.source_format)
     return None  # from the output suffix
+
+
+def _check_output(job: ResizeJob, settings: BatchSettings, result: FileResult) -> bool:
+    """Refuse to replace an existing output (or the input) without ``overwrite``; False: skip this job."""
+    if job.output == STDIO or job.input == STDIO:
+        return True
+    out_path = Path(job.output)
+    exists = os.path.exists(out_path)  # False, not OSError, for a name too long: the write then says why
+    same = exists and os.path.exists(job.input) and os.path.samefile(job.input, out_path)
+    if same and not settings.overwrite:
+        raise ImageWriteError(f"{job.output}: is the input file (use --overwrite to replace it)")
+    if exists and not settings.overwrite:
+        if settings.skip_existing:
+            result.status, result.error = "skipped", f"{job.output}: exists"
+            return False
+        raise ImageWriteError(f"{job.output}: exists (use --overwrite)")
+    return True
+
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _read_source(job: ResizeJob, stdin: bytes | None) -> str | bytes:
+    """The input's bytes (standard input) or path; a path must name a regular file, which reading cannot block on."""
+    if job.input == STDIO:
+        return stdin if stdin is not None else sys.stdin.buffer.read()
+    try:
+        mode = os.stat(job.input).st_mode
+    except OSError:
+        return job.input  # missing, unreadable: load_picture says which
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise ImageReadError(f"{job.display_input}: not a regular file ({kind}); pipe data in through '-'")
+    return job.input
+
+
+def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt: str | None, stdout) -> None:
+    if job.output == STDIO:
+        data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip)
+        (stdout or sys.stdout.buffer).write(data)
+        (stdout or sys.stdout.buffer).flush()
+        return
+    with exclusive_creation(not settings.overwrite):  # another process may create the name meanwhile
+        save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
+                     overwrite=settings.overwrite)
 
 
 def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = None,
                 stdout=None) -> FileResult:
-    """Resize one input; never raises ``ResizerError`` (it becomes the result's error)."""
+    """Resize one input; never raises, except ``KeyboardInterrupt`` and ``SystemExit``.
+
+    Any failure, ``ResizerError`` or not, becomes the result's one-line error.
+    """
     started = time.perf_counter()
     result = FileResult(job.display_input, job.output, "error")
     try:
-        if job.output != STDIO and job.input != STDIO:
-            out_path = Path(job.output)
-            same = out_path.exists() and Path(job.input).exists() and os.path.samefile(job.input, out_path)
-            if same and not settings.overwrite:
-                raise ImageWriteError(f"{job.output}: is the input file (use --overwrite to replace it)")
-            if out_path.exists() and not settings.overwrite:
-                if settings.skip_existing:
-                    result.status, result.error = "skipped", f"{job.output}: exists"
-                    return result
-                raise ImageWriteError(f"{job.output}: exists (use --overwrite)")
-        if job.input == STDIO:
-            source: str | bytes = stdin if stdin is not None else sys.stdin.buffer.read()
-        else:
-            source = job.input
-        picture = load_picture(source, max_pixels=settings.max_pixels, name=job.display_input)
+        if not _check_output(job, settings, result):
+            return result
+        picture = load_picture(_read_source(job, stdin), max_pixels=settings.max_pixels, name=job.display_input)
         result.input_size = (picture.width, picture.height)
         if picture.metadata.frames > 1:
             result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
         resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run,
-                                         settings.require_pairing)
+                                         settings.require_pairing, settings.max_output_pixels)
         result.method = method.name
         result.output_size = (resized.width, resized.height)
-        fmt = _format_for(job, settings, picture)
-        if job.output == STDIO:
-            data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip)
-            (stdout or sys.stdout.buffer).write(data)
-            (stdout or sys.stdout.buffer).flush()
-        else:
-            save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
-                         overwrite=settings.overwrite)
+        _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
         result.status = "ok"
     except UsageError as exc:
         result.error = str(exc) if job.display_input in str(exc) else f"{job.display_input}: {exc}"
         result.usage_error = True
     except ResizerError as exc:
+        if _lost_race(exc, job) and not settings.overwrite:
+            if settings.skip_existing:
+                result.status, result.error = "skipped", f"{job.output}: exists"
+                return result
+            result.error = f"{job.output}: exists (written meanwhile by another process; use --overwrite)"
+            return result
         message = str(exc)
         prefix = job.display_input
         result.error = message if message.startswith((prefix, job.output)) else f"{prefix}: {message}"
+    except Exception as exc:  # a decoder's, encoder's or method's own failure: this file's error, not the batch's
+        result.error = _unexpected_error(job, exc)
+        result.detail = traceback.format_exc()
     finally:
         result.seconds = time.perf_counter() - started
     return result
+
+
+def _lost_race(exc: ResizerError, job: ResizeJob) -> bool:
+    """True if the write failed because another process created the output name after the checks."""
+    cause = exc.__context__
+    return (job.output != STDIO and isinstance(cause, FileExistsError)
+            and os.fspath(cause.filename or "") == str(Path(job.output)))
+
+
+def _unexpected_error(job: ResizeJob, exc: Exception) -> str:
+    """One line naming the file for an exception that is no ``ResizerError``."""
+    if isinstance(exc, MemoryError):
+        reason = "out of memory"
+    elif isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        name = os.fspath(exc.filename) if exc.filename else job.output
+        reason = f"file name too long for the file system: {name}"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror + (f": {os.fspath(exc.filename)}" if exc.filename else "")
+    else:
+        text = " ".join(str(exc).split())
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    reason = " ".join(reason.split())
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    return f"{job.display_input}: cannot process ({reason})"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a batch: it stops as on Ctrl-C, and the file being written is removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise ``Terminated`` (a ``KeyboardInterrupt``).
+
+    Only in the main thread, and only for signals whose handler is the default one: an
+    application's own handler (the console script's), or ``nohup``'s ignored SIGHUP, stays.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    received: list[int] = []
+
+    def interrupt(signum, frame) -> None:
+        received.append(signum)
+        if len(received) == 1:  # a second signal must not break the cleanup of the first
+            raise Terminated(signum)
+
+    installed = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            installed[signum] = signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, previous in installed.items():
+            signal.signal(signum, previous)
+
+
+def _remove_stale_temporaries(jobs: list[ResizeJob]) -> None:
+    """Remove the ``.part`` files that killed runs (SIGKILL, power loss) left where this batch writes."""
+    folders = {Path(job.output).parent for job in jobs if job.output != STDIO}
+    for folder in folders:
+        if _is_dir(folder):
+            remove_stale_temporaries(folder, ".part")
 
 
 def run_batch(inputs: Sequence[str], settings: BatchSettings,
               on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
     """Plan and process every input; returns results in input order.
 
-    ``on_result`` is called as each input finishes (progress bars, JSON lines).
+    ``on_result`` is called as each input finishes (progress bars, JSON lines). SIGTERM
+    and SIGHUP stop the batch like Ctrl-C (``Terminated``, a ``KeyboardInterrupt``).
     """
-    jobs, planning_errors = plan_jobs(inputs, settings)
-    results: list[FileResult] = []
-    for failed in planning_errors:
-        results.append(failed)
-        if on_result:
-            on_result(failed)
-    if jobs:
-        # A wrong method name, or a scale the method cannot do, is a usage error: fail before any file.
-        method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
-        if settings.size.scale is not None:
-            method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
-    for result in _process_all(jobs, settings):
-        results.append(result)
-        if on_result:
-            on_result(result)
+    with _terminate_as_interrupt():
+        jobs, planning_errors = plan_jobs(inputs, settings)
+        results: list[FileResult] = []
+        for failed in planning_errors:
+            results.append(failed)
+            if on_result:
+                on_result(failed)
+        if jobs:
+            # A wrong method name, or a scale the method cannot do, is a usage error: fail before any file.
+            method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
+            if settings.size.scale is not None:
+                method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
+            _remove_stale_temporaries(jobs)
+        for result in _process_all(jobs, settings):
+            results.append(result)
+            if on_result:
+                on_result(result)
     return results
 
 

@@ -9,8 +9,8 @@ import typer
 from ..image_io import DEFAULT_MAX_PIXELS
 from ..methods import RunOptions
 from .app import DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, TileOpt, WeightsOpt, app
-from .resize_cmd import (FormatOpt, InputsArg, JobsOpt, MaxPixelsOpt, OutputOpt, OverwriteOpt, QualityOpt, SkipOpt,
-                         StripOpt, execute_batch)
+from .resize_cmd import (FormatOpt, InputsArg, JobsOpt, MaxOutputPixelsOpt, MaxPixelsOpt, OutputOpt, OverwriteOpt,
+                         QualityOpt, SkipOpt, StripOpt, execute_batch)
 
 CodecOpt = Annotated[str, typer.Option("--codec", "-c", help="jpeg, webp, avif or jpeg2000.")]
 EncodeScaleOpt = Annotated[float, typer.Option("--scale", "-s", help="Integer factor of the learned downscale (2, 3 or 4).")]
@@ -58,6 +58,7 @@ def decode_command(
     skip_existing: SkipOpt = False,
     strip: StripOpt = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_output_pixels: MaxOutputPixelsOpt = DEFAULT_MAX_PIXELS,
     jobs: JobsOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = None,
@@ -72,5 +73,6 @@ def decode_command(
 
     execute_batch(lambda: decode_settings(
         fmt, output=output, quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip,
-        max_pixels=max_pixels, jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+        max_pixels=max_pixels, max_output_pixels=max_output_pixels, jobs=jobs,
+        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
     ), inputs, as_json=as_json, quiet=quiet, debug=debug)

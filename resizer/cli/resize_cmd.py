@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from typing import Annotated, List, Optional
@@ -10,6 +11,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from ..errors import ResizerError, UsageError
+from ..geometry import round_half_up
 from ..image_io import DEFAULT_MAX_PIXELS
 from ..methods import RunOptions
 from ..pipeline import BatchSettings, FileResult, SizeSpec, run_batch
@@ -25,6 +27,9 @@ from .app import (
     TileOpt,
     WeightsOpt,
     app,
+    interrupted_exit,
+    library_warnings,
+    report_error,
     stderr_console,
 )
 
@@ -40,6 +45,7 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existin
 SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists (status 'skipped') instead of failing.")]
 StripOpt = Annotated[bool, typer.Option("--strip", help="Drop ICC profile, EXIF, DPI and XMP from the output.")]
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this (decompression bombs).")]
+MaxOutputPixelsOpt = Annotated[int, typer.Option("--max-output-pixels", min=1, help="Refuse to make outputs with more pixels than this (checked before resizing).")]
 JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Files processed at once (default: all cores for classical methods).")]
 
 
@@ -49,8 +55,8 @@ def _report(results_json: bool, quiet: bool):
     def on_result(result: FileResult) -> None:
         if results_json:
             print(json.dumps(result.to_json()), flush=True)
-        for warning in result.warnings:
-            if not quiet:
+        if result.status != "error" and not quiet:  # a failed file gets its one error line, nothing more
+            for warning in result.warnings:
                 print(f"resizer: warning: {warning}", file=sys.stderr)
         if result.status == "error":
             print(f"resizer: error: {result.error}", file=sys.stderr)
@@ -60,15 +66,38 @@ def _report(results_json: bool, quiet: bool):
     return on_result
 
 
+def check_size_options(direction: str, scale: float | None, width: int | None, height: int | None,
+                       max_output_pixels: int) -> None:
+    """Refuse sizes that no input could be resized to within ``max_output_pixels``, before any file is read.
+
+    ``--width``/``--height`` above the limit, or a ``--scale`` that makes even a 1x1 image
+    too large (``up --scale 1e308``, ``down --scale 1e-9``), are usage errors. Whether one
+    file's output fits is checked per file, once its size is known.
+    """
+    for name, value in (("--width", width), ("--height", height)):
+        if value is not None and value > max_output_pixels:
+            raise UsageError(f"{name} {value}: every output would have more than {max_output_pixels} pixels "
+                             "(--max-output-pixels)")
+    if scale is None or not (math.isfinite(scale) and scale > 0):
+        return  # SizeSpec says what is wrong with it
+    factor = scale if direction == "up" else 1.0 / scale
+    side = max(1, round_half_up(factor)) if math.isfinite(factor) and factor <= max_output_pixels else None
+    if side is None or side * side > max_output_pixels:
+        raise UsageError(f"--scale {scale:g}: even a 1x1 image would give an output of more than {max_output_pixels} "
+                         "pixels (--max-output-pixels)")
+
+
 def _run(direction: str, inputs: list[str], *, scale, width, height, method, output, fmt, quality, overwrite,
-         skip_existing, strip, max_pixels, jobs, device, tile, precision, weights, as_json, quiet, debug) -> None:
+         skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, as_json, quiet,
+         debug) -> None:
     def settings() -> BatchSettings:
+        check_size_options(direction, scale, width, height, max_output_pixels)
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
             size=SizeSpec(scale=scale, width=width, height=height),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
-            skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, jobs=jobs,
-            run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+            skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
+            jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
         )
         if made.size.empty and direction == "down":
             raise UsageError("give one of --scale, --width or --height")
@@ -84,26 +113,29 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
     usage error like any other. Shared by ``down``/``up`` and ``encode``/``decode``.
     """
     try:
-        settings = make_settings()
-        report = _report(as_json, quiet)
-        console = stderr_console()
-        show_progress = not quiet and not as_json and console.is_terminal and (len(inputs) > 1 or _has_folder(inputs))
-        if show_progress:
-            results = _run_with_progress(inputs, settings, report, console)
-        else:
-            results = run_batch(inputs, settings, on_result=report)
+        with library_warnings(debug):
+            settings = make_settings()
+            report = _report(as_json, quiet)
+            console = stderr_console()
+            show_progress = not quiet and not as_json and console.is_terminal and (len(inputs) > 1 or _has_folder(inputs))
+            if show_progress:
+                results = _run_with_progress(inputs, settings, report, console)
+            else:
+                results = run_batch(inputs, settings, on_result=report)
     except ResizerError as exc:
         if debug:
             traceback.print_exc()
-        print(f"resizer: error: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED)
-    except KeyboardInterrupt:
-        print("resizer: interrupted", file=sys.stderr)
-        raise typer.Exit(130)
+        usage = isinstance(exc, UsageError)
+        report_error(str(exc), usage=usage, as_json=as_json)
+        raise typer.Exit(EXIT_USAGE if usage else EXIT_FAILED)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (resizer.cli.app.Terminated)
+        interrupted_exit(exc)
     if debug:
         for result in results:
             if result.status == "error":
                 print(f"resizer: debug: {result.to_json()}", file=sys.stderr)
+                if result.detail:
+                    print(result.detail, end="", file=sys.stderr)
     failed = [r for r in results if r.status == "error"]
     if failed and all(r.usage_error for r in failed):
         raise typer.Exit(EXIT_USAGE)  # e.g. 'up' without a size of an image that has no pairing metadata
@@ -147,6 +179,7 @@ def _make_command(direction: str, help_text: str):
         skip_existing: SkipOpt = False,
         strip: StripOpt = False,
         max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+        max_output_pixels: MaxOutputPixelsOpt = DEFAULT_MAX_PIXELS,
         jobs: JobsOpt = None,
         device: DeviceOpt = "auto",
         tile: TileOpt = None,
@@ -158,8 +191,8 @@ def _make_command(direction: str, help_text: str):
     ) -> None:
         _run(direction, inputs, scale=scale, width=width, height=height, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
-             jobs=jobs, device=device, tile=tile, precision=precision, weights=weights, as_json=as_json,
-             quiet=quiet, debug=debug)
+             max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
+             weights=weights, as_json=as_json, quiet=quiet, debug=debug)
 
     command.__doc__ = help_text
     return command

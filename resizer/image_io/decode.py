@@ -128,12 +128,20 @@ def _load(fp: IO[bytes], label: str, max_pixels: int | None) -> Picture:
 
 
 def _count_frames(image: Image.Image) -> int:
+    """Frames in the file, leaving ``image`` on the frame Pillow opened it at.
+
+    That is frame 0, except for PSD, where Pillow opens the flattened composite (its
+    layers are frames 1..n): the composite is the whole picture, so it counts as one.
+    """
+    if image.format == "PSD":
+        return 1
+    opened = image.tell()
     try:
         frames = int(getattr(image, "n_frames", 1))
     except Exception:  # a broken later frame must not stop us using the first one
         frames = 1
-    if frames > 1 or image.tell() != 0:
-        image.seek(0)
+    if image.tell() != opened:
+        image.seek(opened)
     return frames
 
 
@@ -142,17 +150,21 @@ def _decode(image: Image.Image, fp: IO[bytes], label: str) -> Picture:
     frames = _count_frames(image)
     wide = _wide_layout(image)
     if wide is not None:
-        fp.seek(0)
-        pixels, image = _read_wide(fp.read(), wide, label)
+        pixels, image = _read_wide(fp, wide, label)
         orientation = orientation_of(image)
         pixels = orient_array(pixels, orientation)
-        result: Image.Image | np.ndarray = pixels
         icc = image.info.get("icc_profile")
+        if image.mode == "CMYK":  # 16-bit CMYK without a profile: the naive formula at 16 bits
+            pixels, icc = cmyk16_to_rgb(pixels), None
+        result: Image.Image | np.ndarray = pixels
     else:
+        tiles = list(image.tile)
         image.load()
         orientation = orientation_of(image)
         oriented = ImageOps.exif_transpose(image) if orientation in range(2, 9) else image
         result, icc = normalise_mode(oriented, label, image.info.get("icc_profile"))
+        if image.format in ("BMP", "DIB") and isinstance(result, Image.Image):
+            result = _bmp_alpha(result, image, tiles, fp)
     metadata = read_metadata(image, icc, orientation, source_format, frames)
     if isinstance(result, np.ndarray):
         return Picture(result, metadata)
@@ -172,8 +184,10 @@ def _tile_rawmode(tile: Any) -> str | None:
 
 def _wide_layout(image: Image.Image) -> str | None:
     """How to read a 16-bit multi-channel image that Pillow would truncate: "la", "bytes", "tifffile" or None."""
-    if image.mode not in ("RGB", "RGBA") or not image.tile:
+    if image.mode not in ("RGB", "RGBA", "CMYK") or not image.tile:
         return None
+    if image.mode == "CMYK" and (image.format != "TIFF" or image.info.get("icc_profile")):
+        return None  # LittleCMS (through Pillow) converts 8-bit images only: a CMYK profile wins over depth
     rawmodes = {_tile_rawmode(tile) for tile in image.tile}
     if image.format == "PNG":
         if rawmodes == {"LA;16B"}:
@@ -187,7 +201,7 @@ def _wide_layout(image: Image.Image) -> str | None:
         sample_format = tags.get(339, 1)
         if set(sample_format if isinstance(sample_format, tuple) else (sample_format,)) != {1}:  # unsigned only
             return None
-        swappable = all(m is not None and m.startswith(("RGB;", "RGBA;", "RGBX;")) and m[-4:] in _SWAPPED
+        swappable = all(m is not None and m.startswith(("RGB;", "RGBA;", "RGBX;", "CMYK;")) and m[-4:] in _SWAPPED
                         for m in rawmodes)
         if tags.get(284, 1) == 1 and swappable:
             return "bytes"
@@ -195,8 +209,9 @@ def _wide_layout(image: Image.Image) -> str | None:
     return None
 
 
-def _reopen(data: bytes, rawmode_for: Any) -> Image.Image:
-    image = _open(io.BytesIO(data), "<image>")
+def _reopen(fp: IO[bytes], rawmode_for: Any) -> Image.Image:
+    fp.seek(0)
+    image = _open(fp, "<image>")
     tiles = []
     for tile in image.tile:
         args = tile[3]
@@ -208,19 +223,39 @@ def _reopen(data: bytes, rawmode_for: Any) -> Image.Image:
     return image
 
 
-def _read_wide(data: bytes, layout: str, label: str) -> tuple[np.ndarray, Image.Image]:
-    """Exact uint16 pixels plus a loaded Pillow image of the same file for its metadata."""
+_BAND_PIXELS = 1 << 20  # pixels per band when copying out of a Pillow image
+
+
+def _or_bands(pixels: np.ndarray, image: Image.Image, shift: int) -> None:
+    """``pixels = image << shift`` (shift 8: the first pass) or ``pixels |= image`` (shift 0), in row bands."""
+    rows = max(1, _BAND_PIXELS // max(1, image.width))
+    for top in range(0, image.height, rows):
+        band = np.asarray(image.crop((0, top, image.width, min(top + rows, image.height))))
+        band = band.reshape(band.shape[0], band.shape[1], -1)
+        if shift:
+            np.left_shift(band, shift, out=pixels[top:top + rows], dtype=np.uint16)
+        else:
+            pixels[top:top + rows] |= band
+
+
+def _read_wide(fp: IO[bytes], layout: str, label: str) -> tuple[np.ndarray, Image.Image]:
+    """Exact uint16 pixels plus a loaded Pillow image of the same file (``fp``, read again) for its metadata."""
     if layout == "tifffile":
+        fp.seek(0)
+        data = fp.read()
         image = _open(io.BytesIO(data), label)
         return _tifffile_pixels(data, label)[0], image
     if layout == "la":  # grey+alpha 16-bit PNG: 4 bytes a pixel, read raw as "RGBA"
-        image = _reopen(data, lambda _: "RGBA")
+        image = _reopen(fp, lambda _: "RGBA")
         raw = np.asarray(image).astype(np.uint16)
         pixels = np.stack([raw[..., 0] << 8 | raw[..., 1], raw[..., 2] << 8 | raw[..., 3]], axis=-1)
-    else:
-        high = np.asarray(_reopen(data, lambda m: m))
-        image = _reopen(data, lambda m: m[:-4] + _SWAPPED[m[-4:]])
-        pixels = high.astype(np.uint16) << 8 | np.asarray(image).astype(np.uint16)
+    else:  # high bytes, then low bytes, row band by row band: ~12 bytes a pixel at the peak, not ~33
+        high = _reopen(fp, lambda m: m)
+        pixels = np.empty((high.height, high.width, len(high.getbands())), np.uint16)
+        _or_bands(pixels, high, 8)
+        del high
+        image = _reopen(fp, lambda m: m[:-4] + _SWAPPED[m[-4:]])
+        _or_bands(pixels, image, 0)
     transparency = image.info.get("transparency")
     if isinstance(transparency, tuple) and pixels.shape[2] == 3:  # 16-bit colour key (PNG tRNS)
         alpha = np.where(np.all(pixels == np.array(transparency, np.uint16), axis=2), 0, 65535)
@@ -242,6 +277,9 @@ def _tifffile_pixels(data: bytes, label: str) -> tuple[np.ndarray, Any]:
             tags = {tag.code: tag.value for tag in page.tags.values()}
             tags["frames"] = len(tiff.pages)
     except Exception as exc:
+        if "imagecodecs" in str(exc):
+            raise ImageReadError(f"{label}: this TIFF's compression needs the optional 'imagecodecs' package "
+                                 "(pip install 'resizer[tiff]')") from None
         raise ImageReadError(f"{label}: cannot decode this TIFF ({exc})") from None
     if axes.startswith("S"):
         pixels = np.moveaxis(pixels, 0, -1)
@@ -257,6 +295,31 @@ def _tifffile_pixels(data: bytes, label: str) -> tuple[np.ndarray, Any]:
         straight = np.where(alpha > 0, colour * peak / np.maximum(alpha, 1), 0)
         pixels[..., :-1] = np.clip(np.round(straight), 0, peak).astype(pixels.dtype)
     return pixels, tags
+
+
+def cmyk16_to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """uint16 CMYK (H, W, 4) -> uint16 RGB: ``(1 - C)(1 - K)``, Pillow's CMYK formula at 16 bits, rounded."""
+    inverse = 65535 - pixels.astype(np.uint32)
+    rgb = (inverse[..., :3] * inverse[..., 3:] + 32767) // 65535
+    return np.ascontiguousarray(rgb.astype(np.uint16))
+
+
+def _bmp_alpha(result: Image.Image, image: Image.Image, tiles: list[Any], fp: IO[bytes]) -> Image.Image:
+    """A 32-bit uncompressed (BI_RGB) BMP whose fourth bytes are not all zero carries alpha there
+    (Pillow, and many tools, write RGBA that way); Pillow reads those bytes as padding. All zero:
+    padding, the image is opaque. BI_BITFIELDS files say where alpha is, and Pillow follows them."""
+    if (result.mode != "RGB" or image.info.get("compression", 0) != 0 or len(tiles) != 1
+            or tiles[0][0] != "raw" or _tile_rawmode(tiles[0]) != "BGRX"):
+        return result
+    _, extents, offset, args = tiles[0]
+    stride, direction = (args[1], args[2]) if isinstance(args, tuple) and len(args) >= 3 else (0, 1)
+    width, height = extents[2] - extents[0], extents[3] - extents[1]
+    fp.seek(offset)
+    data = fp.read(abs(stride or width * 4) * height)
+    rgba = Image.frombytes("RGBA", (width, height), data, "raw", "BGRA", stride, direction)
+    if rgba.getchannel("A").getextrema() == (0, 0):
+        return result
+    return rgba
 
 
 def _load_tiff_only(fp: IO[bytes], label: str, max_pixels: int | None) -> Picture:

@@ -26,7 +26,7 @@ WRITE_FORMATS: frozenset[str] = frozenset(_WRITE_FORMATS)  # names accepted by `
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {f".{name}" for name in _WRITE_FORMATS} | {".pbm", ".dib", ".tga", ".apng"}
 )
-
+DEFAULT_WRITE_FORMAT = "png"  # for inputs whose own format resizer cannot write (TGA, PBM, DIB, PSD, DCX...)
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -53,3 +53,22 @@ def output_format(path: str | Path | None, format: str | None = None) -> str:
         what = f"format '{format}'" if format else f"suffix '{Path(label).suffix}'"
         raise ImageWriteError(f"{label}: unknown output {what} (known: {known})")
     return _WRITE_FORMATS[key]
+
+
+def writable_format_for(path: str | Path) -> str | None:
+    """``None`` when ``path``'s suffix is a format resizer writes (keep the name), else ``"png"``.
+
+    Default output names follow their input (``photo.jpg`` -> ``photo_down2.jpg``); an input
+    in a format that cannot be written (``.tga``, ``.pbm``, ``.dib``, ``.psd``, no suffix...)
+    gets a PNG output instead (``photo.tga`` -> ``photo_down2.png``), which holds every
+    picture losslessly (alpha and 16 bits included).
+    """
+    return None if Path(path).suffix.lower().lstrip(".") in _WRITE_FORMATS else DEFAULT_WRITE_FORMAT
+
+
+def source_output_format(source_format: str | None) -> str:
+    """The ``format=`` name that writes a picture in its source's format (Pillow's ``image.format``,
+    e.g. "JPEG", "JPEG2000", "TGA"), or ``"png"`` where that format cannot be written (standard output)."""
+    key = (source_format or "").lower()
+    key = {"jpeg2000": "jp2", "mpo": "jpeg"}.get(key, key)
+    return key if key in _WRITE_FORMATS else DEFAULT_WRITE_FORMAT

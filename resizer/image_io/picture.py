@@ -188,7 +188,11 @@ def normalise_mode(image: Image.Image, label: str, icc: bytes | None = None) -> 
     if mode == "F":
         raise ImageReadError(f"{label}: 32-bit floating-point images are not supported (convert to 16-bit first)")
     if mode == "1":
-        return image.convert("L"), icc
+        grey = image.convert("L")
+        if transparency is not None and not isinstance(transparency, (bytes, tuple)):  # PNG tRNS: 0 or 1
+            alpha = grey.point(lambda v: 0 if v == (255 if int(transparency) else 0) else 255)
+            grey = Image.merge("LA", (grey, alpha))
+        return grey, icc
     if mode in ("P", "PA"):
         return image.convert("RGBA" if mode == "PA" or image.has_transparency_data else "RGB"), icc
     if mode == "CMYK":

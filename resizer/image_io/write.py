@@ -54,7 +54,7 @@ def save_picture(picture: Picture, path: str | Path, *, format: str | None = Non
         raise ImageWriteError(f"{path}: cannot create folder {folder} ({exc.strerror or exc})") from None
     temp_made = False
     try:
-        with atomic_path(path, suffix=".part") as temp:
+        with atomic_path(path, suffix=".part", replace=overwrite) as temp:
             temp_made = True
             with open(temp, "wb") as handle:
                 _encode_into(picture, fmt, handle, quality=quality, strip=strip, label=str(path))
