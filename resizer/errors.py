@@ -25,3 +25,11 @@ class ImageWriteError(ResizerError):
 
 class ModelError(ResizerError):
     """Weights are missing, corrupt, mismatched or cannot be fetched."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: raised in the main thread so that every Ctrl-C cleanup runs too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import ImageReadError, ImageWriteError, ResizerError, UsageError
+from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import exclusive_creation, remove_stale_temporaries
 from .geometry import round_half_up
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, is_image_file, load_picture,
@@ -471,14 +471,6 @@ def _unexpected_error(job: ResizeJob, exc: Exception) -> str:
     if len(reason) > 300:
         reason = reason[:297] + "..."
     return f"{job.display_input}: cannot process ({reason})"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP during a batch: it stops as on Ctrl-C, and the file being written is removed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
-        self.signum = signum
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from typing import Annotated, Iterator, NoReturn, Optional
 import typer
 from rich.console import Console
 
-from ..errors import ResizerError, UsageError
+from ..errors import ResizerError, Terminated, UsageError
 
 try:  # typer >= 0.24 bundles its own Click
     from typer._click.exceptions import ClickException
@@ -99,14 +99,6 @@ def run_api(call, *, debug: bool = False):
 # --------------------------------------------------------------------------- signals
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: raised in the main thread, so every ``KeyboardInterrupt`` cleanup runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 _received: list[int] = []  # the stop signals received, first first
 _announced: list[bool] = []  # "resizer: terminated" was printed
@@ -134,7 +126,7 @@ def install_signal_handlers() -> None:
 
 def interrupted_exit(exc: KeyboardInterrupt | None = None) -> NoReturn:
     """One line for Ctrl-C (exit 130) or a stop signal (``resizer: terminated``, exit 128 + signal)."""
-    signum = getattr(exc, "signum", None) or (_received[0] if _received else None)  # the pipeline's Terminated too
+    signum = getattr(exc, "signum", None) or (_received[0] if _received else None)
     if signum is None:
         print("resizer: interrupted", file=sys.stderr)
         raise typer.Exit(130)

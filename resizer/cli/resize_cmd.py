@@ -128,7 +128,7 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
         usage = isinstance(exc, UsageError)
         report_error(str(exc), usage=usage, as_json=as_json)
         raise typer.Exit(EXIT_USAGE if usage else EXIT_FAILED)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (resizer.cli.app.Terminated)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (resizer.errors.Terminated)
         interrupted_exit(exc)
     if debug:
         for result in results:
