@@ -165,13 +165,7 @@ def unregister_family(name: str) -> None:
 
 def get_family(name: str) -> ModelFamily:
     """The family registered as ``name`` (case-insensitive); ``UsageError`` listing the known ones otherwise."""
-    key = name.strip().lower()
-    if key not in _FAMILIES:
-        discover_architectures()
-    if key not in _FAMILIES:
-        known = ", ".join(sorted(_FAMILIES)) or "none"
-        raise UsageError(f"unknown model family '{name}' (known: {known})")
-    return _FAMILIES[key]
+    return _lookup(_FAMILIES, name.strip().lower(), name, "model family")
 
 
 def list_families() -> list[ModelFamily]:
@@ -194,12 +188,17 @@ def discover_architectures() -> None:
 
 def get_architecture(name: str) -> Architecture:
     """The architecture registered as ``name``; ``UsageError`` listing the known ones otherwise."""
-    if name not in _ARCHITECTURES:
+    return _lookup(_ARCHITECTURES, name, name, "architecture")
+
+
+def _lookup(table: dict[str, Any], key: str, asked: str, kind: str) -> Any:
+    """``table[key]``, importing every model module first on a miss; ``UsageError`` naming the known ones."""
+    if key not in table:
         discover_architectures()
-    if name not in _ARCHITECTURES:
-        known = ", ".join(sorted(_ARCHITECTURES)) or "none"
-        raise UsageError(f"unknown architecture '{name}' (known: {known})")
-    return _ARCHITECTURES[name]
+    if key not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise UsageError(f"unknown {kind} '{asked}' (known: {known})")
+    return table[key]
 
 
 def list_architectures(family: str | None = None) -> list[Architecture]:
