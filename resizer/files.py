@@ -15,7 +15,6 @@ can tell the leftovers of a killed process from a live writer's file.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import errno
 import hashlib
 import os
@@ -32,8 +31,6 @@ os.umask(_UMASK)
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
 _NAME_BYTES = 120  # of the target's name kept in the temporary name (names are limited to 255 bytes)
 STALE_AGE_S = 24 * 3600  # a temporary file this old is a leftover whoever made it
-# The default of ``replace`` where the caller does not say (see :func:`exclusive_creation`).
-_REPLACE: contextvars.ContextVar[bool] = contextvars.ContextVar("resizer_files_replace", default=True)
 
 
 def default_mode(path: Path) -> int:
@@ -46,20 +43,6 @@ def default_mode(path: Path) -> int:
         return 0o666 & ~_UMASK
 
 
-@contextlib.contextmanager
-def exclusive_creation(enabled: bool = True) -> Iterator[None]:
-    """Inside the block, :func:`atomic_path` calls that do not pass ``replace`` never replace a file.
-
-    For callers of writers that do not pass ``replace`` on (the pipeline around
-    ``save_picture``). The setting is per thread (a context variable).
-    """
-    token = _REPLACE.set(not enabled)
-    try:
-        yield
-    finally:
-        _REPLACE.reset(token)
-
-
 def _temp_prefix(name: str) -> str:
     short = name
     while len(os.fsencode(short)) > _NAME_BYTES:
@@ -69,16 +52,14 @@ def _temp_prefix(name: str) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, suffix: str = ".tmp", mode: int | None = None,
-                replace: bool | None = None) -> Iterator[Path]:
+                replace: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path``; moved to ``path`` when the block ends without error.
 
     For writers that want a file name (safetensors, savers of other libraries). ``mode``
     defaults to :func:`default_mode`. ``replace=False`` creates ``path`` exclusively and
-    raises ``FileExistsError`` if it exists by then; ``None`` means replace, unless inside
-    :func:`exclusive_creation`.
+    raises ``FileExistsError`` if it exists by then.
     """
     path = Path(path)
-    replace = _REPLACE.get() if replace is None else replace
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -169,7 +150,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], suffix: str = ".par
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, suffix: str = ".tmp",
-                 mode: int | None = None, fsync: bool = False, replace: bool | None = None) -> None:
+                 mode: int | None = None, fsync: bool = False, replace: bool = True) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
     with atomic_path(path, suffix=suffix, mode=mode, replace=replace) as tmp:
         with open(tmp, "wb") as handle:

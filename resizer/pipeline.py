@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
-from .files import exclusive_creation, remove_stale_temporaries
+from .files import remove_stale_temporaries
 from .geometry import round_half_up
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, is_image_file, load_picture,
                        save_picture, source_output_format, writable_format_for)
@@ -401,9 +401,9 @@ def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt
         (stdout or sys.stdout.buffer).write(data)
         (stdout or sys.stdout.buffer).flush()
         return
-    with exclusive_creation(not settings.overwrite):  # another process may create the name meanwhile
-        save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
-                     overwrite=settings.overwrite)
+    # without --overwrite the name is created exclusively: another process may create it meanwhile
+    save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
+                 overwrite=settings.overwrite)
 
 
 def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = None,
