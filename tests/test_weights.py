@@ -433,20 +433,52 @@ def _copy_source(dest: Path) -> None:
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".*")
-    for name in ("resizer", "weights"):
+    for name in ("resizer", "weights", "man"):
         shutil.copytree(REPO / name, dest / name, ignore=ignore)
 
 
-def test_wheel_ships_the_manifest_and_bundled_weights_and_works_offline(tmp_path: Path) -> None:
-    _copy_source(tmp_path / "src")
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+_PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once from a copy of the source (no network, no build isolation)."""
+    root = tmp_path_factory.mktemp("wheel")
+    _copy_source(root / "src")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(tmp_path / "dist"), str(tmp_path / "src")],
-        capture_output=True, text=True, env=env, timeout=300,
+         "-q", "-w", str(root / "dist"), str(root / "src")],
+        capture_output=True, text=True, env={**os.environ, **_PIP_OFFLINE}, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr
-    [wheel] = (tmp_path / "dist").glob("resizer-*.whl")
+    [wheel] = (root / "dist").glob("resizer-*.whl")
+    return wheel
+
+
+def test_installed_package_brings_its_man_pages_for_man(built_wheel: Path, tmp_path: Path) -> None:
+    """``pip install`` puts the pages in <prefix>/share/man/man1, where man(1) looks beside <prefix>/bin."""
+    prefix = tmp_path / "venv"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--prefix", str(prefix),
+         str(built_wheel)],
+        capture_output=True, text=True, env={**os.environ, **_PIP_OFFLINE}, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stdout + install.stderr
+    pages = {p.name for p in (prefix / "share" / "man" / "man1").glob("*.1")}
+    assert pages == {p.name for p in (REPO / "man").glob("*.1")}
+    assert (prefix / "bin" / "resizer").is_file()
+    if shutil.which("man") is None:
+        pytest.skip("man(1) is not installed here; the pages are in place")
+    env = {k: v for k, v in os.environ.items() if k != "MANPATH"}
+    env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    for page in ("resizer", "resizer-eval"):
+        found = subprocess.run(["man", "-w", page], capture_output=True, text=True, env=env, timeout=60)
+        assert found.returncode == 0, found.stderr
+        assert Path(found.stdout.strip()).resolve() == (prefix / "share" / "man" / "man1" / f"{page}.1").resolve()
+
+
+def test_wheel_ships_the_manifest_and_bundled_weights_and_works_offline(built_wheel: Path, tmp_path: Path) -> None:
+    wheel = built_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "resizer/weights/__init__.py" in names and "resizer/bundled_weights/manifest.json" in names
     assert not any(n.startswith("resizer/weights/") and not n.endswith(".py") for n in names), (
