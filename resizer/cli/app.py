@@ -36,7 +36,8 @@ app = typer.Typer(
     name="resizer",
     help="Resize images with learned and classical downscalers and upscalers.",
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode=None,  # plain help: no "<bool>" after flags, no markup eating "[@REVISION]"
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
