@@ -56,6 +56,7 @@ class FakeHub:
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.failing: int | None = None  # answer every request with this HTTP status (a hub that is down)
 
     def add(self, repo: str, revision: str, path: str, data: bytes) -> None:
         self.repos.setdefault(repo, {}).setdefault(revision, {})[path] = data
@@ -87,6 +88,8 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _serve(self, head: bool) -> None:
             with hub.lock:
                 hub.requests.append((self.command, self.path))
+            if hub.failing is not None:
+                return self._send(hub.failing, {"Content-Type": "text/plain"}, b"down", head)
             parts = [unquote(p) for p in urlsplit(self.path).path.split("/")[1:]]
             if len(parts) < 5 or parts[2] != "resolve":
                 return self._send(404, {"Content-Type": "text/plain"}, b"not found", head)
@@ -388,10 +391,56 @@ def test_man_page_spells_every_option_of_the_cli() -> None:
     page = (Path(__file__).resolve().parents[1] / "man" / "resizer-models.1").read_text(encoding="utf-8")
     page = page.replace("\\-", "-")
     group = typer.main.get_command(models_app)
-    assert sorted(group.commands) == ["info", "list", "pull"]
+    assert sorted(group.commands) == ["import", "info", "list", "pull", "remove"]
     for name, command in group.commands.items():
         assert f"resizer models {name}" in page.replace("\\fR", "").replace("\\fB", "").replace(".B ", ""), name
         for param in command.params:
             for option in param.opts + param.secondary_opts:
                 if option.startswith("-"):
                     assert option in page, f"{name} {option} is not in man/resizer-models.1"
+
+
+def _batch(env: Env, tmp: Path, endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``resizer up`` of three images with a hub ``--weights`` that was never cached."""
+    from PIL import Image
+
+    inputs = []
+    for i in range(3):
+        inputs.append(str(tmp / f"in{i}.png"))
+        Image.new("RGB", (8, 6), (40 * i, 90, 200)).save(inputs[-1])
+    environ = env.environ(**({"HF_ENDPOINT": endpoint} if endpoint else {}))
+    return subprocess.run(
+        [sys.executable, "-m", "resizer", "up", *inputs, "--scale", "2", "-o", str(tmp / "out"),
+         "--weights", f"hf://{REPO}/{FILE}"], capture_output=True, text=True, env=environ, cwd=env.tmp, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("down", ["503", "refused"])
+def test_an_unreachable_hub_fails_once_for_the_whole_batch(env: Env, tmp_path: Path, down: str) -> None:
+    endpoint = None
+    if down == "503":
+        env.hub.failing = 503
+    else:
+        import socket
+
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    run = _batch(env, tmp_path, endpoint)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert f"hf://{REPO}/{FILE}" in lines[0] and ("unreachable" in lines[0] or "HTTP 503" in lines[0])
+    assert "Retry" not in run.stderr and "Traceback" not in run.stderr
+    if down == "503":
+        assert len(env.hub.resolves()) == 1  # one request for three inputs: no retries, none per file
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_weights_file_is_fetched_once_for_the_whole_batch(env: Env, tmp_path: Path) -> None:
+    """Reachable: the three inputs share one fetch (the file is resizer's own, so the method is inferred)."""
+    run = _batch(env, tmp_path)
+    # hubnet is registered only where it is imported: the file is fetched, then its architecture is unknown here
+    assert run.returncode == 2 and run.stderr.count("resizer: error:") == 1, run.stderr
+    assert "hubnet" in run.stderr
+    assert len([r for r in env.hub.resolves() if r[0] == "GET"]) == 1
