@@ -9,14 +9,7 @@ the same :func:`resizer.learned.upscale_picture` and tiled engine as resizer's o
 with their colour, alpha, 16-bit and metadata handling. The CLI and pipeline only look
 method names up.
 
-Tile overlap (``halo``, in input pixels) comes from the network's structure: the sum of
-every convolution's radius plus one window per windowed-attention block, an upper bound
-of the receptive field, so tiles equal the whole image. When that bound passes the
-architecture's default (``DEFAULT_HALO``: 32 for convolutional networks, 64 for
-windowed transformers), the default is used and tiles are close but not exact;
-networks with global pooling or global attention (HAT, RCAN, ...) are never exact when
-tiled. ``--tile 0`` runs the whole image. Tiles start on multiples of the network's
-window and padding multiple, so its own padding is the whole image's.
+The tile overlap is the network's receptive field (:mod:`resizer.models.community`).
 
 Imported models (``resizer models import FILE --name NAME``, :mod:`resizer.weights.user_manifest`)
 are methods named NAME that run their file through the method that reads it.
@@ -24,8 +17,7 @@ are methods named NAME that run their file through the method that reads it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,81 +28,7 @@ if TYPE_CHECKING:
     from .image_io import Picture
     from .weights.user_manifest import ImportedModel
 
-DEFAULT_HALO_CONV = 32
-DEFAULT_HALO_WINDOWED = 64
-DEFAULT_HALO: dict[str, int] = {}  # per spandrel architecture id, where one differs from the two above
 SCALE_TOLERANCE = 1e-6
-
-
-@dataclass(frozen=True)
-class Receptive:
-    """A network's tile overlap: ``halo`` input pixels, ``exact`` if it bounds the receptive field."""
-
-    halo: int
-    exact: bool
-    multiple: int  # tiles start on multiples of this (windows, padding)
-    bound: int  # the structural bound (sum of radii), whatever the default
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (int(value), int(value))
-
-
-def receptive_field(descriptor: Any) -> Receptive:
-    """The overlap tiles of ``descriptor``'s network need (see the module docstring)."""
-    from torch import nn
-
-    radius, windows, global_context = 2, [], False  # 2: an interpolation inside forward
-    for module in descriptor.model.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d)):
-            kernel, dilation = _pair(module.kernel_size), _pair(getattr(module, "dilation", 1))
-            radius += max(d * (k - 1) - (d * (k - 1)) // 2 for k, d in zip(kernel, dilation))
-        elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-            global_context = True
-        window = getattr(module, "window_size", None)
-        if isinstance(window, (int, tuple, list)) and not isinstance(window, bool):
-            windows.append(max(_pair(window)))
-            radius += max(_pair(window))
-        elif "attention" in type(module).__name__.lower():
-            global_context = True
-    arch = descriptor.architecture.id
-    default = DEFAULT_HALO.get(arch, DEFAULT_HALO_WINDOWED if windows else DEFAULT_HALO_CONV)
-    multiple = math.lcm(int(descriptor.size_requirements.multiple_of), *windows) if windows else \
-        int(descriptor.size_requirements.multiple_of)
-    exact = not global_context and radius <= default
-    return Receptive(radius if exact else default, exact, max(1, multiple), radius)
-
-
-def _model_base():
-    from .models.base import ResamplingModel
-
-    return ResamplingModel
-
-
-def community_net(descriptor: Any) -> Any:
-    """``descriptor`` (spandrel's) wrapped in resizer's model contract, for the engine."""
-
-    class CommunityNet(_model_base()):
-        """A spandrel network at its own scale: RGB (or grey as luma), with its receptive field as halo."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = descriptor.model  # a submodule: ``.to(device)`` moves it
-            self.descriptor = descriptor
-            self.arch = descriptor.architecture.id
-            self.native_scale = int(descriptor.scale)
-            self.color = "y" if descriptor.input_channels == 1 else "rgb"
-            field = receptive_field(descriptor)
-            self.halo, self.exact_tiles, self.tile_multiple = field.halo, field.exact, field.multiple
-            self.concurrent_tiles = False  # some (SPAN) re-fuse their weights inside forward
-
-        def supports_scale(self, scale: float) -> bool:
-            return abs(scale - self.native_scale) <= SCALE_TOLERANCE
-
-        def forward(self, x, scale: float):  # noqa: ANN001 - torch tensors
-            return self.descriptor(x)  # pads to the network's size multiple and crops back
-
-    return CommunityNet()
 
 
 class CommunityMethod(Method):
@@ -130,8 +48,11 @@ class CommunityMethod(Method):
                              ".safetensors), or import it with 'resizer models import FILE'")
         from .devices import resolve_device, resolve_precision
 
-        resolve_precision(options.precision, resolve_device(options.device))
+        dtype = resolve_precision(options.precision, resolve_device(options.device))
         net = self.network(options)
+        if not net.supports(dtype):
+            raise UsageError(f"{options.weights}: {net.arch} models do not run in --precision {options.precision}; "
+                             "use fp32")
         if request.scale > net.native_scale + SCALE_TOLERANCE:
             raise UsageError(f"{options.weights}: an x{net.native_scale} {net.arch} model enlarges up to "
                              f"x{net.native_scale}, not x{request.scale:g}")
@@ -143,7 +64,9 @@ class CommunityMethod(Method):
         from .weights.hub import resolve_user_weights
 
         path = resolve_user_weights(options.weights or "")
-        return community_net(load_descriptor(path, str(resolve_device(options.device))))
+        from .models.community import CommunityNet
+
+        return CommunityNet(load_descriptor(path, str(resolve_device(options.device))))
 
     def resize(self, picture: "Picture", request: ResizeRequest, options: RunOptions) -> "Picture":
         """Run the network at its own scale; a smaller request is brought to its size by MATLAB bicubic."""

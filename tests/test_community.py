@@ -107,10 +107,10 @@ def test_each_architecture_is_detected_and_tiled_equals_whole(name: str, suffix:
 
 
 def test_receptive_field_of_each_tiny_network_is_exact_and_window_aligned(model_files) -> None:
-    from resizer.community import community_net
+    from resizer.models.community import CommunityNet
     from resizer.weights.community import load_descriptor
 
-    nets = {name: community_net(load_descriptor(model_files[f"{name}.pth"])) for name in SCALES}
+    nets = {name: CommunityNet(load_descriptor(model_files[f"{name}.pth"])) for name in SCALES}
     assert {name: net.arch for name, net in nets.items()} == ARCHS
     assert nets["esrgan"].exact_tiles and nets["swinir"].exact_tiles
     assert nets["swinir"].tile_multiple == 4  # its window
@@ -190,7 +190,7 @@ def test_import_then_use_by_name_list_info_and_remove(model_files, tmp_path, use
     result = runner.invoke(app, ["models", "import", str(model_files["swinir.safetensors"]), "--name", "my-swin"])
     assert result.exit_code == 0, result.output
     recorded = json.loads((user_home / "models.json").read_text())
-    assert recorded[0]["name"] == "my-swin" and recorded[0]["arch"] == "SwinIR" and recorded[0]["scale"] == 2.0
+    assert recorded[0]["name"] == "my-swin" and recorded[0]["arch"] == "SwinIR" and recorded[0]["scales"] == [2.0]
     assert len(recorded[0]["sha256"]) == 64
     out = tmp_path / "named.png"
     result = runner.invoke(app, ["up", str(photo(tmp_path)), "--method", "my-swin", "--scale", "2", "-o", str(out)])
@@ -206,10 +206,25 @@ def test_import_then_use_by_name_list_info_and_remove(model_files, tmp_path, use
     assert "my-swin" in runner.invoke(app, ["models", "info", "my-swin"]).output
     assert runner.invoke(app, ["models", "import", str(model_files["span.pth"]), "--name", "my-swin"]).exit_code == 2
     assert runner.invoke(app, ["models", "import", str(model_files["span.pth"]), "--name", "lanczos"]).exit_code == 2
+    vdsr = runner.invoke(app, ["models", "import", str(_bundled("vdsr.safetensors")), "--name", "my-vdsr", "--json"])
+    assert vdsr.exit_code == 0, vdsr.output
+    assert json.loads(vdsr.output)["method"] == "vdsr" and json.loads(vdsr.output)["scales"] == [2.0, 3.0, 4.0]
+    mine = tmp_path / "mine.png"
+    assert runner.invoke(app, ["up", str(photo(tmp_path)), "--method", "my-vdsr", "--scale", "3",
+                               "-o", str(mine)]).exit_code == 0
+    bundled = tmp_path / "bundled.png"
+    runner.invoke(app, ["up", str(photo(tmp_path)), "--method", "vdsr", "--scale", "3", "-o", str(bundled)])
+    assert np.array_equal(np.asarray(Image.open(mine)), np.asarray(Image.open(bundled)))
     assert runner.invoke(app, ["models", "remove", "my-swin"]).exit_code == 0
     gone = runner.invoke(app, ["up", str(photo(tmp_path)), "--method", "my-swin", "--scale", "2",
                                "-o", str(tmp_path / "gone.png")])
     assert gone.exit_code == 2 and "unknown method 'my-swin'" in gone.output
+
+
+def _bundled(name: str) -> Path:
+    from resizer.weights import manifest_path
+
+    return manifest_path().parent / name
 
 
 def test_an_imported_file_changed_since_is_refused(model_files, tmp_path) -> None:
@@ -223,9 +238,7 @@ def test_an_imported_file_changed_since_is_refused(model_files, tmp_path) -> Non
 
 
 def test_weights_without_method_infers_it_from_resizers_own_file(tmp_path: Path) -> None:
-    from resizer.weights import manifest_path
-
-    vdsr = manifest_path().parent / "vdsr.safetensors"
+    vdsr = _bundled("vdsr.safetensors")
     out = tmp_path / "v.json"
     result = runner.invoke(app, ["up", str(photo(tmp_path)), "--weights", str(vdsr), "--scale", "2", "--json",
                                  "-o", str(tmp_path / "v.png")])

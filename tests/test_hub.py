@@ -430,7 +430,7 @@ def test_an_unreachable_hub_fails_once_for_the_whole_batch(env: Env, tmp_path: P
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
-    assert f"hf://{REPO}/{FILE}" in lines[0] and ("unreachable" in lines[0] or "HTTP 503" in lines[0])
+    assert f"{REPO}/{FILE}@main" in lines[0] and ("unreachable" in lines[0] or "HTTP 503" in lines[0])
     assert "Retry" not in run.stderr and "Traceback" not in run.stderr
     if down == "503":
         assert len(env.hub.resolves()) == 1  # one request for three inputs: no retries, none per file
@@ -444,3 +444,20 @@ def test_a_hub_weights_file_is_fetched_once_for_the_whole_batch(env: Env, tmp_pa
     assert run.returncode == 2 and run.stderr.count("resizer: error:") == 1, run.stderr
     assert "hubnet" in run.stderr
     assert len([r for r in env.hub.resolves() if r[0] == "GET"]) == 1
+
+
+def test_a_hub_that_is_down_is_asked_once_per_process(env: Env) -> None:
+    """Manifest entries too: the second lookup repeats the first one's error without a request."""
+    env.hub.failing = 503
+    out = env.python("""
+errors = []
+for _ in range(3):
+    try:
+        w.resolve_weights_file(w.get_entry("hubnet-v1"))
+    except ResizerError as exc:
+        errors.append(str(exc))
+out = {"errors": errors}
+""")
+    assert len(out["errors"]) == 3 and len(set(out["errors"])) == 1
+    assert "HTTP 503" in out["errors"][0] and "resizer models pull hubnet-v1" in out["errors"][0]
+    assert len(env.hub.resolves()) == 1

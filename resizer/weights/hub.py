@@ -54,7 +54,34 @@ def bundled_file(entry: WeightsEntry) -> Path:
     return manifest_path().parent / entry.file
 
 
+_UNREACHABLE: dict[tuple[str, str, str, str], ModelError] = {}  # (endpoint, repo, file, revision): why
+
+
 def _hub_download(repo: str, filename: str, revision: str, *, hint: str) -> Path:
+    """The file from the HF cache or the hub; an unreachable hub is decided once per process.
+
+    One bounded request without retries first (``HUB_TIMEOUT_S``): when the hub cannot be
+    reached, a copy already cached for the revision is used, else a ``ModelError`` says so,
+    and every later call for the file repeats that error at once instead of asking again
+    (a batch of 1,000 inputs fails once, not 1,000 times after the library's retries).
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    key = (constants.ENDPOINT, repo, filename, revision)
+    if key in _UNREACHABLE:
+        raise _UNREACHABLE[key]
+    with _quiet_hub():
+        reason = None if offline() else _hub_unreachable(repo, filename, revision)
+        if reason is None:
+            return _download_now(repo, filename, revision, hint=hint)
+        cached = try_to_load_from_cache(repo, filename, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached)
+    _UNREACHABLE[key] = ModelError(f"{repo}/{filename}@{revision}: {reason}: {hint}")
+    raise _UNREACHABLE[key]
+
+
+def _download_now(repo: str, filename: str, revision: str, *, hint: str) -> Path:
     """``hf_hub_download`` into the HF cache, its errors turned into one-line ``ModelError``s."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub import errors as hf_errors
@@ -224,23 +251,9 @@ def _hub_unreachable(repo: str, filename: str, revision: str) -> str | None:
 def fetch_reference_once(spec: str) -> str:
     """``--weights`` with a hub reference fetched now: the local path a whole batch then uses.
 
-    Asked once per run, before any input is read: an unreachable hub fails the run with one
-    line after one bounded request (``HUB_TIMEOUT_S``), instead of retrying for every file;
-    a copy already in the cache is used when the hub cannot be reached. Other specs are
-    returned as they are.
+    Asked once per run, before any input is read, so that an unreachable hub fails the run
+    with one line (see :func:`_hub_download`). Other specs are returned as they are.
     """
     if not is_hub_reference(spec):
         return spec
-    repo, filename, revision = parse_hub_reference(spec)
-    with _quiet_hub():
-        if not offline():
-            reason = _hub_unreachable(repo, filename, revision)
-            if reason is not None:
-                from huggingface_hub import try_to_load_from_cache
-
-                cached = try_to_load_from_cache(repo, filename, revision=revision)
-                if isinstance(cached, str):
-                    return cached
-                raise ModelError(f"{spec}: {reason}; nothing was resized (pass a local --weights FILE, or "
-                                 "run once while online)")
-        return str(resolve_user_weights(spec))
+    return str(resolve_user_weights(spec))

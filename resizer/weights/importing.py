@@ -34,11 +34,7 @@ def import_model(file: str, name: str | None = None) -> tuple[ImportedModel, Pat
     facts = describe_weights(str(path))
     if facts.kind == "checkpoint":
         raise UsageError(f"{file}: a training checkpoint; export it with 'resizer train --export' and import that file")
-    scale = facts.scales[0] if len(facts.scales) == 1 else None
-    if facts.scales and scale is None:
-        raise UsageError(f"{file}: weights for several scales ({', '.join(f'x{s:g}' for s in facts.scales)}); "
-                         "resizer imports one file per scale")
     resolved = path.resolve()
     model = ImportedModel(chosen, str(resolved), sha256_file(resolved), resolved.stat().st_size, facts.method,
-                          facts.arch, scale, facts.params, facts.task)
+                          facts.arch, list(facts.scales), facts.params, facts.task)
     return model, add_user_model(model)

@@ -54,7 +54,7 @@ class ImportedModel:
     size: int
     method: str  # "community" (read by spandrel) or a resizer family ("vdsr", ...)
     arch: str  # spandrel's architecture id, or resizer's architecture name
-    scale: float | None  # None: any scale (a resizer any-scale family)
+    scales: list[float]  # the scales it serves; empty: any scale (a resizer any-scale family)
     params: int
     task: str = "up"
 
@@ -70,7 +70,8 @@ class ImportedModel:
 
     @property
     def scale_label(self) -> str:
-        return "any" if self.scale is None else f"x{self.scale:g}"
+        """``x4``, ``x2, x3`` or ``any`` for humans."""
+        return ", ".join(f"x{s:g}" for s in self.scales) or "any"
 
 
 def read_user_models(path: Path | None = None) -> list[ImportedModel]:
