@@ -132,9 +132,9 @@ def _describe(path: Path, state_dict: dict[str, Any]) -> Any:
 
 
 def inspect_file(path: str | Path) -> CommunityFile:
-    """Detect the architecture of a community file without keeping the network."""
+    """Detect the architecture of a community file (the CPU network stays in the cache)."""
     path = Path(path)
-    descriptor = _describe(path, _state_dict(path))
+    descriptor = load_descriptor(path, "cpu")  # the CPU run that usually follows reuses it
     params = sum(p.numel() for p in descriptor.model.parameters())
     return CommunityFile(path, descriptor.architecture.id, int(descriptor.scale), int(descriptor.input_channels),
                          int(descriptor.output_channels), params)
