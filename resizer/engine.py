@@ -116,6 +116,8 @@ def upscale_tensor(
     target = (int(out_size[0]), int(out_size[1])) if out_size is not None else natural
 
     period = scale_period(scale)
+    if period is not None:  # tiles also start where the model's windows and padding do (``tile_multiple``)
+        period = math.lcm(period, max(1, int(getattr(model, "tile_multiple", 1))))
     side = default_tile(dev) if tile is None else tile
     if side == 0 or side >= max(height, width):
         side = 0
@@ -246,7 +248,8 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, factor: fl
                 progress(done, total)
 
     cores = torch.get_num_threads()
-    workers = min(cores, CPU_TILE_WORKERS, len(chunks)) if dev.type == "cpu" else 1
+    concurrent = dev.type == "cpu" and getattr(model, "concurrent_tiles", True)
+    workers = min(cores, CPU_TILE_WORKERS, len(chunks)) if concurrent else 1
     if workers <= 1:
         autocast = torch.autocast(dev.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
         with torch.inference_mode(), autocast:

@@ -13,6 +13,8 @@ reproduces the bicubic rows of the SR papers (see ``../shared/datasets/README.md
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 from dataclasses import dataclass, field
@@ -245,6 +247,10 @@ def evaluate(datasets: Sequence[Path], scales: Sequence[float], down: str = "mat
     once. ``progress(done, total, label)`` is called after every image.
     """
     checked_scales = _check_scales(scales)
+    if options.weights:  # a hub reference is fetched (or fails) once, not once per image
+        from .weights.hub import fetch_reference_once
+
+        options = dataclasses.replace(options, weights=fetch_reference_once(options.weights))
     down_method, up_method = get_method(down), get_method(up)
     for scale in checked_scales:  # a method that cannot serve a scale at all says so now
         down_method.validate(ResizeRequest("down", (64, 64), scale), options)

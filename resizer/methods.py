@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from .errors import UsageError
 
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 Direction = Literal["down", "up"]
 
 # Modules that register methods when imported, cheapest first.
-_PROVIDERS: list[str] = ["resizer.classical", "resizer.learned"]
+_PROVIDERS: list[str] = ["resizer.classical", "resizer.learned", "resizer.community"]
 _loaded: set[str] = set()
 _REGISTRY: dict[str, "Method"] = {}
+# Sources of methods that come and go while a process runs (model files imported into the
+# user's manifest): asked, each time, only for names no provider registered.
+_DYNAMIC: list[Callable[[], dict[str, "Method"]]] = []
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,21 @@ def register_method(method: Method) -> Method:
     return method
 
 
+def register_method_source(source: Callable[[], dict[str, "Method"]]) -> None:
+    """Add a source of methods read afresh at every lookup (the registered names take precedence)."""
+    if source not in _DYNAMIC:
+        _DYNAMIC.append(source)
+
+
+def _dynamic_methods() -> dict[str, "Method"]:
+    found: dict[str, Method] = {}
+    for source in _DYNAMIC:
+        for name, method in source().items():
+            if name not in _REGISTRY:
+                found.setdefault(name, method)
+    return found
+
+
 def _load(wanted: str | None = None) -> None:
     """Import provider modules in order until ``wanted`` is registered (all of them for ``None``)."""
     for module in _PROVIDERS:
@@ -95,14 +113,17 @@ def get_method(name: str) -> Method:
     key = name.strip().lower()
     if key not in _REGISTRY:
         _load(key)
-    if key not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    dynamic = _dynamic_methods()
+    if key not in dynamic:
+        known = ", ".join(sorted({*_REGISTRY, *dynamic}))
         raise UsageError(f"unknown method '{name}' (available: {known})")
-    return _REGISTRY[key]
+    return dynamic[key]
 
 
 def list_methods(direction: Direction | None = None) -> list[Method]:
     """All registered methods, optionally only those that scale in ``direction``."""
     _load()
-    methods = sorted(_REGISTRY.values(), key=lambda m: m.name)
+    methods = sorted([*_REGISTRY.values(), *_dynamic_methods().values()], key=lambda m: m.name)
     return [m for m in methods if direction is None or direction in m.directions]

@@ -332,6 +332,10 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point."""
+    if method is None and run is not None and run.weights:
+        from .weights.infer import infer_method
+
+        method = infer_method(run.weights)  # the file says what reads it
     chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
     check_output_size(request.size, max_output_pixels)
     chosen.validate(request, run)
@@ -520,6 +524,8 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
     """
     with _terminate_as_interrupt():
         jobs, planning_errors = plan_jobs(inputs, settings)
+        if jobs:
+            settings = with_weights_resolved(settings)
         results: list[FileResult] = []
         for failed in planning_errors:
             results.append(failed)
@@ -536,6 +542,18 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
             if on_result:
                 on_result(result)
     return results
+
+
+def with_weights_resolved(settings: BatchSettings) -> BatchSettings:
+    """A hub ``--weights`` fetched once for the whole batch, and the method a bare ``--weights`` file implies."""
+    if not settings.run.weights:
+        return settings
+    from .weights.hub import fetch_reference_once
+    from .weights.infer import infer_method
+
+    weights = fetch_reference_once(settings.run.weights)
+    method = settings.method or infer_method(weights)
+    return dataclasses.replace(settings, method=method, run=dataclasses.replace(settings.run, weights=weights))
 
 
 def _process_all(jobs: list[ResizeJob], settings: BatchSettings) -> Iterator[FileResult]:

@@ -56,6 +56,7 @@ class FakeHub:
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.failing: int | None = None  # answer every request with this HTTP status (a hub that is down)
 
     def add(self, repo: str, revision: str, path: str, data: bytes) -> None:
         self.repos.setdefault(repo, {}).setdefault(revision, {})[path] = data
@@ -87,6 +88,8 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _serve(self, head: bool) -> None:
             with hub.lock:
                 hub.requests.append((self.command, self.path))
+            if hub.failing is not None:
+                return self._send(hub.failing, {"Content-Type": "text/plain"}, b"down", head)
             parts = [unquote(p) for p in urlsplit(self.path).path.split("/")[1:]]
             if len(parts) < 5 or parts[2] != "resolve":
                 return self._send(404, {"Content-Type": "text/plain"}, b"not found", head)
@@ -388,10 +391,75 @@ def test_man_page_spells_every_option_of_the_cli() -> None:
     page = (Path(__file__).resolve().parents[1] / "man" / "resizer-models.1").read_text(encoding="utf-8")
     page = page.replace("\\-", "-")
     group = typer.main.get_command(models_app)
-    assert sorted(group.commands) == ["info", "list", "pull"]
+    assert sorted(group.commands) == ["import", "info", "list", "pull", "remove"]
     for name, command in group.commands.items():
         assert f"resizer models {name}" in page.replace("\\fR", "").replace("\\fB", "").replace(".B ", ""), name
         for param in command.params:
             for option in param.opts + param.secondary_opts:
                 if option.startswith("-"):
                     assert option in page, f"{name} {option} is not in man/resizer-models.1"
+
+
+def _batch(env: Env, tmp: Path, endpoint: str | None = None,
+           reference: str = f"hf://{REPO}/{FILE}") -> subprocess.CompletedProcess[str]:
+    """``resizer up`` of three images with a hub ``--weights`` that was never cached."""
+    from PIL import Image
+
+    inputs = []
+    for i in range(3):
+        inputs.append(str(tmp / f"in{i}.png"))
+        Image.new("RGB", (8, 6), (40 * i, 90, 200)).save(inputs[-1])
+    environ = env.environ(**({"HF_ENDPOINT": endpoint} if endpoint else {}))
+    return subprocess.run(
+        [sys.executable, "-m", "resizer", "up", *inputs, "--scale", "2", "-o", str(tmp / "out"),
+         "--weights", reference], capture_output=True, text=True, env=environ, cwd=env.tmp, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("down", ["503", "refused"])
+def test_an_unreachable_hub_fails_once_for_the_whole_batch(env: Env, tmp_path: Path, down: str) -> None:
+    endpoint = None
+    if down == "503":
+        env.hub.failing = 503
+    else:
+        import socket
+
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    run = _batch(env, tmp_path, endpoint)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert f"{REPO}/{FILE}@main" in lines[0] and ("unreachable" in lines[0] or "HTTP 503" in lines[0])
+    assert "Retry" not in run.stderr and "Traceback" not in run.stderr
+    if down == "503":
+        assert len(env.hub.resolves()) == 1  # one request for three inputs: no retries, none per file
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_weights_file_is_fetched_once_for_the_whole_batch(env: Env, tmp_path: Path) -> None:
+    """Reachable: three inputs share one download; resizer's own file names its method (vdsr)."""
+    vdsr = (w.bundled_dir() / "vdsr.safetensors").read_bytes()
+    env.hub.add(REPO, "main", "nets/vdsr.safetensors", vdsr)
+    run = _batch(env, tmp_path, reference=f"hf://{REPO}/nets/vdsr.safetensors")
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in0.png", "in1.png", "in2.png"]
+    assert len([r for r in env.hub.resolves() if r[0] == "GET"]) == 1
+
+
+def test_a_hub_that_is_down_is_asked_once_per_process(env: Env) -> None:
+    """Manifest entries too: the second lookup repeats the first one's error without a request."""
+    env.hub.failing = 503
+    out = env.python("""
+errors = []
+for _ in range(3):
+    try:
+        w.resolve_weights_file(w.get_entry("hubnet-v1"))
+    except ResizerError as exc:
+        errors.append(str(exc))
+out = {"errors": errors}
+""")
+    assert len(out["errors"]) == 3 and len(set(out["errors"])) == 1
+    assert "HTTP 503" in out["errors"][0] and "resizer models pull hubnet-v1" in out["errors"][0]
+    assert len(env.hub.resolves()) == 1

@@ -16,6 +16,10 @@ CONTRACT (the engine, the learned methods, training and the benchmark rely on it
   exactly what the whole-image run gives (the receptive field, in input pixels), at
   the worst supported scale. ``context(scale)`` may give a tighter value per scale;
   the engine uses ``context``.
+- ``tile_multiple`` (default 1): tiles must start on multiples of it, in input pixels
+  (a windowed transformer's window, a network that pads its input to a multiple).
+- ``concurrent_tiles`` (default True): ``forward`` may run on several CPU tiles at once;
+  False for networks that change their own state in ``forward``.
 - ``supports_scale(scale)`` says whether the architecture can produce ``scale`` at all
   (which scales have trained weights is the manifest's business, not the model's).
 """
@@ -40,6 +44,8 @@ class ResamplingModel(nn.Module):
 
     color: ClassVar[Color] = "rgb"
     halo: int = 0  # a class default; configurable models set it per instance
+    tile_multiple: int = 1  # tiles start on multiples of this many input pixels
+    concurrent_tiles: bool = True  # forward is safe to call from several threads at once
 
     def supports_scale(self, scale: float) -> bool:
         """True if this architecture can produce ``scale``."""

@@ -10,16 +10,19 @@ huggingface_hub is imported only when a file is looked up, not when this module 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from ..errors import ModelError, UsageError
 from .manifest import DEFAULT_REVISION, WeightsEntry, get_entry, manifest_path
 from .safetensors_io import cached_sha256, first_line
 
 HUB_PREFIX = "hf://"
+HUB_TIMEOUT_S = 10.0  # each request to the hub; a run asks once per --weights reference
 Location = Literal["bundled", "cached", "remote"]
 _REFERENCE_SYNTAX = f"{HUB_PREFIX}OWNER/REPO/FILE.safetensors[@REVISION]"
 
@@ -51,7 +54,34 @@ def bundled_file(entry: WeightsEntry) -> Path:
     return manifest_path().parent / entry.file
 
 
+_UNREACHABLE: dict[tuple[str, str, str, str], ModelError] = {}  # (endpoint, repo, file, revision): why
+
+
 def _hub_download(repo: str, filename: str, revision: str, *, hint: str) -> Path:
+    """The file from the HF cache or the hub; an unreachable hub is decided once per process.
+
+    One bounded request without retries first (``HUB_TIMEOUT_S``): when the hub cannot be
+    reached, a copy already cached for the revision is used, else a ``ModelError`` says so,
+    and every later call for the file repeats that error at once instead of asking again
+    (a batch of 1,000 inputs fails once, not 1,000 times after the library's retries).
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    key = (constants.ENDPOINT, repo, filename, revision)
+    if key in _UNREACHABLE:
+        raise _UNREACHABLE[key]
+    with _quiet_hub():
+        reason = None if offline() else _hub_unreachable(repo, filename, revision)
+        if reason is None:
+            return _download_now(repo, filename, revision, hint=hint)
+        cached = try_to_load_from_cache(repo, filename, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached)
+    _UNREACHABLE[key] = ModelError(f"{repo}/{filename}@{revision}: {reason}: {hint}")
+    raise _UNREACHABLE[key]
+
+
+def _download_now(repo: str, filename: str, revision: str, *, hint: str) -> Path:
     """``hf_hub_download`` into the HF cache, its errors turned into one-line ``ModelError``s."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub import errors as hf_errors
@@ -66,6 +96,7 @@ def _hub_download(repo: str, filename: str, revision: str, *, hint: str) -> Path
                 revision=revision,
                 local_files_only=is_offline,
                 library_name="resizer",
+                etag_timeout=HUB_TIMEOUT_S,
             )
         )
     except hf_errors.LocalEntryNotFoundError as exc:
@@ -182,6 +213,47 @@ def resolve_user_weights(spec: str) -> Path:
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelError(f"{spec}: no such weights file (hub references look like {_REFERENCE_SYNTAX})")
-    if path.is_dir():
-        raise ModelError(f"{spec}: is a folder, not a weights file")
+    if path.is_dir() and not ((path / "latest.json").is_file() or (path / "state.json").is_file()):
+        raise ModelError(f"{spec}: is a folder, not a weights file (nor a 'resizer train' run or checkpoint)")
     return path
+
+
+@contextlib.contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """huggingface_hub's retry and warning lines stay out of the output (its errors become ours)."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _hub_unreachable(repo: str, filename: str, revision: str) -> str | None:
+    """Why the hub cannot be reached for this file (one request, no retries, bounded), or ``None``."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision), timeout=HUB_TIMEOUT_S,
+                             library_name="resizer", retry_on_errors=False)
+    except hf_errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(status, int) and status >= 500:  # the hub is down: retrying per file would not help
+            return f"{constants.ENDPOINT} failed (HTTP {status})"
+        return None  # the hub answered: the download says what is wrong with the file
+    except Exception as exc:  # noqa: BLE001 - connection refused, DNS, timeouts, proxies
+        return f"{constants.ENDPOINT} unreachable ({type(exc).__name__}: {first_line(exc)})"
+    return None
+
+
+def fetch_reference_once(spec: str) -> str:
+    """``--weights`` with a hub reference fetched now: the local path a whole batch then uses.
+
+    Asked once per run, before any input is read, so that an unreachable hub fails the run
+    with one line (see :func:`_hub_download`). Other specs are returned as they are.
+    """
+    if not is_hub_reference(spec):
+        return spec
+    return str(resolve_user_weights(spec))

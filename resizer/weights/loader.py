@@ -95,6 +95,9 @@ def _from_file(family: str, scale: float, weights: str, device: str, task: str |
     from ..models import get_architecture
 
     path = resolve_user_weights(weights)
+    checkpoint = _from_checkpoint(family, scale, path, device, task)
+    if checkpoint is not None:
+        return checkpoint
     metadata = read_safetensors_metadata(path)
     arch = metadata.get("arch")
     config = metadata_config(path, metadata)
@@ -114,6 +117,24 @@ def _from_file(family: str, scale: float, weights: str, device: str, task: str |
     source: Source = "hub" if is_hub_reference(weights) else "file"
     model = _network(path.resolve(), device, arch, config)
     return LoadedModel(model, Path(weights).name, source, path, family, architecture.task, arch, scale)
+
+
+def _from_checkpoint(family: str, scale: float, path: Path, device: str, task: str | None) -> LoadedModel | None:
+    """A ``resizer train`` checkpoint (run folder, checkpoint folder or its model file), else ``None``."""
+    from .checkpoint_weights import checkpoint_weights, load_checkpoint_network
+
+    ckpt = checkpoint_weights(path, task or "up")
+    if ckpt is None:
+        return None
+    if ckpt.family != family.strip().lower():
+        raise ModelError(f"{path}: a training checkpoint of method '{ckpt.family}', not of method '{family}'")
+    from ..models import get_family
+
+    if ckpt.scales and not get_family(ckpt.family).any_scale:
+        _check_scales(path, {"scales": json.dumps(ckpt.scales)}, scale)
+    model = load_checkpoint_network(ckpt, device)
+    return LoadedModel(model, ckpt.model_file.parent.name, "file", ckpt.model_file, ckpt.family, ckpt.task, ckpt.arch,
+                       scale)
 
 
 def load(
