@@ -302,3 +302,18 @@ def test_a_training_checkpoint_is_accepted_by_weights(tmp_path: Path) -> None:
     assert np.array_equal(outputs["run"], outputs["file"]) and np.array_equal(outputs["run"], outputs["folder"])
     wrong = runner.invoke(app, ["up", str(source), "--weights", str(run), "--scale", "3", "-o", str(tmp_path / "x3.png")])
     assert wrong.exit_code == 2 and "x2" in wrong.output
+
+
+def test_the_python_api_runs_a_community_file_like_the_cli(model_files, tmp_path: Path) -> None:
+    import resizer
+
+    source = photo(tmp_path)
+    out = tmp_path / "cli.png"
+    result = runner.invoke(app, ["up", str(source), "--scale", "2", "--weights", str(model_files["span.pth"]),
+                                 "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with Image.open(source) as image:
+        enlarged = resizer.resize(image, scale=2, weights=str(model_files["span.pth"]), device="cpu")
+    assert enlarged.size == (74, 58)
+    with Image.open(out) as written:
+        assert np.array_equal(np.asarray(enlarged), np.asarray(written))
