@@ -13,9 +13,9 @@ created exclusively, so concurrent runs never replace each other's files.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import errno
-import math
 import os
 import signal
 import stat
@@ -30,7 +30,9 @@ from typing import Callable, Iterator, Sequence
 
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import remove_stale_temporaries
-from .geometry import round_half_up
+from .framing import crop_picture
+from .shrink_on_load import source_size
+from .geometry import SizePlan, SizeSpec, output_size, plan_size
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, is_image_file, load_picture,
                        save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
@@ -40,72 +42,6 @@ STDIO = "-"
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
 # metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_resize``).
 DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
-
-
-@dataclass(frozen=True)
-class SizeSpec:
-    """Exactly one of scale, width or height: how big the output should be."""
-
-    scale: float | None = None
-    width: int | None = None
-    height: int | None = None
-
-    def __post_init__(self) -> None:
-        given = [v for v in (self.scale, self.width, self.height) if v is not None]
-        if len(given) > 1:
-            raise UsageError("give only one of --scale, --width and --height")
-        if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
-            raise UsageError(f"--scale must be a positive number, not {self.scale}")
-        for name, value in (("--width", self.width), ("--height", self.height)):
-            if value is not None and value < 1:
-                raise UsageError(f"{name} must be at least 1 pixel, not {value}")
-
-    @property
-    def empty(self) -> bool:
-        return self.scale is None and self.width is None and self.height is None
-
-    def tag(self, direction: Direction) -> str:
-        """Short label used in default output names: ``down4``, ``up2.7``, ``w800``."""
-        if self.width is not None:
-            return f"w{self.width}"
-        if self.height is not None:
-            return f"h{self.height}"
-        if self.scale is not None:
-            return f"{direction}{self.scale:g}"
-        return direction
-
-
-def output_size(width: int, height: int, direction: Direction, spec: SizeSpec) -> tuple[tuple[int, int], float]:
-    """Output (width, height) and the scale factor (>= 1 for a real down/up) for one input size.
-
-    ``up`` gives round(w*S) x round(h*S); ``down`` round(w/S) x round(h/S), never below
-    one pixel; ``--width``/``--height`` keep the aspect ratio. Halves round up
-    (:func:`resizer.geometry.round_half_up`). ``down`` multiplies by ``1/S`` rather than
-    dividing as :func:`resizer.geometry.downscaled_size` does: the two differ in the last
-    bit for some sizes, and the pipeline's outputs must not change.
-    """
-    if spec.scale is not None:
-        factor = spec.scale if direction == "up" else 1.0 / spec.scale
-        if not math.isfinite(max(width, height) * factor):
-            raise UsageError(f"--scale {spec.scale:g} gives an output too large for any image")
-        size = (max(1, round_half_up(width * factor)), max(1, round_half_up(height * factor)))
-        return size, spec.scale
-    if spec.width is not None:
-        ratio = spec.width / width
-        size = (spec.width, max(1, round_half_up(height * ratio)))
-    elif spec.height is not None:
-        ratio = spec.height / height
-        size = (max(1, round_half_up(width * ratio)), spec.height)
-    else:
-        raise UsageError("give one of --scale, --width or --height")
-    scale = ratio if direction == "up" else 1.0 / ratio
-    if scale < 1.0:
-        wrong = "larger" if direction == "down" else "smaller"
-        raise ResizerError(
-            f"{size[0]}x{size[1]} is {wrong} than the input {width}x{height}; "
-            f"use 'resizer {'up' if direction == 'down' else 'down'}'"
-        )
-    return size, scale
 
 
 @dataclass
@@ -130,6 +66,7 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    resized: bool | None = None  # False: written at its own size (--only-shrink, a box it already fits)
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
 
@@ -143,6 +80,8 @@ class FileResult:
             "output_size": list(self.output_size) if self.output_size else None,
             "seconds": round(self.seconds, 4),
         }
+        if self.resized is not None:
+            record["resized"] = self.resized
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -286,7 +225,14 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
 
 def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
                 require_pairing: bool = False) -> tuple[Method, ResizeRequest]:
-    """The method and request for one picture.
+    """The method and request for one picture (:func:`plan_picture` without the box plan)."""
+    method, request, _ = plan_picture(picture, direction, spec, requested, require_pairing)
+    return method, request
+
+
+def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
+                 require_pairing: bool = False) -> tuple[Method, ResizeRequest, SizePlan | None]:
+    """The method, request and size plan (None: a paired restore) for one picture.
 
     ``up`` of a paired thumbnail (pairing metadata, :mod:`resizer.pairing`, and the size
     it was made at) uses the partner upscaler and restores the original size, when no
@@ -304,7 +250,7 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requeste
                 and requested in (None, pairing.method)
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
             method = get_method(pairing.method)
-            return method, ResizeRequest("up", pairing.original_size, pairing.scale)
+            return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
         if require_pairing:
             reason = "no resizer pairing metadata" if pairing is None else (
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
@@ -312,10 +258,10 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requeste
             raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn'; "
                                "enlarge ordinary images with 'resizer up --scale S'")
     if spec.empty:
-        raise UsageError("give one of --scale, --width or --height (only thumbnails made by a paired method, "
+        raise UsageError("give one of --scale, --width, --height, --fit or --fill (only thumbnails made by a paired method, "
                          "such as 'down --method car', know their original size)")
-    size, scale = output_size(picture.width, picture.height, direction, spec)
-    return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, size, scale)
+    plan = plan_size(*source_size(picture), direction, spec)
+    return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, plan.size, plan.scale), plan
 
 
 def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> None:
@@ -332,11 +278,24 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point."""
-    chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
+    resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels)
+    return resized, chosen
+
+
+def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
+                   run: RunOptions | None = None, require_pairing: bool = False,
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method, bool]:
+    """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped)."""
+    chosen, request, plan = plan_picture(picture, direction, spec, method, require_pairing)
     check_output_size(request.size, max_output_pixels)
-    chosen.validate(request, run)
-    resized = chosen.resize(picture, request, run or RunOptions())
-    return _without_stale_pairing(resized, picture), chosen
+    if plan is not None and plan.keep:
+        resized = copy.copy(picture)  # the caller's picture keeps its own metadata object
+    else:
+        chosen.validate(request, run)
+        resized = chosen.resize(picture, request, run or RunOptions())
+    if plan is not None and plan.crop is not None:
+        resized = crop_picture(resized, plan.crop, spec.gravity)
+    return _without_stale_pairing(resized, picture), chosen, not (plan is not None and plan.keep)
 
 
 def _without_stale_pairing(resized: Picture, source: Picture) -> Picture:
@@ -421,8 +380,9 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         result.input_size = (picture.width, picture.height)
         if picture.metadata.frames > 1:
             result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
-        resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run,
-                                         settings.require_pairing, settings.max_output_pixels)
+        resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
+                                                         settings.run, settings.require_pairing,
+                                                         settings.max_output_pixels)
         result.method = method.name
         result.output_size = (resized.width, resized.height)
         _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
@@ -519,6 +479,7 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
     and SIGHUP stop the batch like Ctrl-C (``Terminated``, a ``KeyboardInterrupt``).
     """
     with _terminate_as_interrupt():
+        settings.size.check_direction(settings.direction)
         jobs, planning_errors = plan_jobs(inputs, settings)
         results: list[FileResult] = []
         for failed in planning_errors:

@@ -11,7 +11,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from ..errors import ResizerError, UsageError
-from ..geometry import round_half_up
+from ..geometry import parse_box, parse_scale, round_half_up
 from ..image_io import DEFAULT_MAX_PIXELS
 from ..methods import RunOptions
 from ..pipeline import BatchSettings, FileResult, SizeSpec, run_batch
@@ -34,7 +34,7 @@ from .app import (
 )
 
 InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", show_default=False)]
-ScaleOpt = Annotated[Optional[float], typer.Option("--scale", "-s", help="Factor: 'down --scale 4' gives a quarter of the size.")]
+ScaleOpt = Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1 ('down --scale 4' gives a quarter of the size), or a percentage of the input size ('--scale 25%').", show_default=False)]
 WidthOpt = Annotated[Optional[int], typer.Option("--width", "-W", help="Output width in pixels; the height keeps the aspect ratio.")]
 HeightOpt = Annotated[Optional[int], typer.Option("--height", "-H", help="Output height in pixels; the width keeps the aspect ratio.")]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="Resizing method (see 'resizer methods').")]
@@ -46,6 +46,11 @@ SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whos
 StripOpt = Annotated[bool, typer.Option("--strip", help="Drop ICC profile, EXIF, DPI and XMP from the output.")]
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this (decompression bombs).")]
 MaxOutputPixelsOpt = Annotated[int, typer.Option("--max-output-pixels", min=1, help="Refuse to make outputs with more pixels than this (checked before resizing).")]
+# box geometry (issue 17): sizes that follow each input's shape
+FitOpt = Annotated[Optional[str], typer.Option("--fit", help="Largest size inside the box WxH, aspect kept ('320x' or 'x240': one side free). 'down' never enlarges, 'up' never shrinks.", show_default=False)]
+FillOpt = Annotated[Optional[str], typer.Option("--fill", help="Cover the box WxH, then crop to it (see --gravity).", show_default=False)]
+GravityOpt = Annotated[str, typer.Option("--gravity", help="Where --fill crops: centre, north, south, east, west, north-east, north-west, south-east, south-west, or attention (the most salient region).")]
+OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --width/--height': inputs already smaller keep their size (still written in the output format).")]
 JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Files processed at once (default: all cores for classical methods).")]
 
 
@@ -64,6 +69,21 @@ def _report(results_json: bool, quiet: bool):
             print(f"resizer: skipped: {result.error} (use --overwrite to replace it)", file=sys.stderr)
 
     return on_result
+
+
+def size_spec(direction: str, scale: str | None, width: int | None, height: int | None, fit: str | None,
+              fill: str | None, gravity: str, only_shrink: bool, max_output_pixels: int) -> SizeSpec:
+    """The ``SizeSpec`` of the size options, checked against the direction and the output limit."""
+    factor, percent = parse_scale(scale)
+    spec = SizeSpec(scale=factor, percent=percent, width=width, height=height, fit=parse_box(fit, "--fit"),
+                    fill=parse_box(fill, "--fill", partial=False), gravity=gravity, only_shrink=only_shrink)
+    spec.check_direction(direction)  # type: ignore[arg-type]
+    check_size_options(direction, factor, width, height, max_output_pixels)
+    for box in (spec.fit, spec.fill):
+        if box is not None and (box[0] or 1) * (box[1] or 1) > max_output_pixels:
+            raise UsageError(f"the box {box[0] or ''}x{box[1] or ''} has more than {max_output_pixels} pixels "
+                             "(--max-output-pixels)")
+    return spec
 
 
 def check_size_options(direction: str, scale: float | None, width: int | None, height: int | None,
@@ -87,20 +107,19 @@ def check_size_options(direction: str, scale: float | None, width: int | None, h
                          "pixels (--max-output-pixels)")
 
 
-def _run(direction: str, inputs: list[str], *, scale, width, height, method, output, fmt, quality, overwrite,
+def _run(direction: str, inputs: list[str], *, scale, width, height, box, method, output, fmt, quality, overwrite,
          skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, as_json, quiet,
          debug) -> None:
     def settings() -> BatchSettings:
-        check_size_options(direction, scale, width, height, max_output_pixels)
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
-            size=SizeSpec(scale=scale, width=width, height=height),
+            size=size_spec(direction, scale, width, height, max_output_pixels=max_output_pixels, **box),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
             jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
         )
         if made.size.empty and direction == "down":
-            raise UsageError("give one of --scale, --width or --height")
+            raise UsageError("give one of --scale, --width, --height, --fit or --fill")
         return made
 
     execute_batch(settings, inputs, as_json=as_json, quiet=quiet, debug=debug)
@@ -178,6 +197,10 @@ def _make_command(direction: str, help_text: str):
         overwrite: OverwriteOpt = False,
         skip_existing: SkipOpt = False,
         strip: StripOpt = False,
+        fit: FitOpt = None,
+        fill: FillOpt = None,
+        gravity: GravityOpt = "centre",
+        only_shrink: OnlyShrinkOpt = False,
         max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
         max_output_pixels: MaxOutputPixelsOpt = DEFAULT_MAX_PIXELS,
         jobs: JobsOpt = None,
@@ -189,7 +212,8 @@ def _make_command(direction: str, help_text: str):
         quiet: QuietOpt = False,
         debug: DebugOpt = False,
     ) -> None:
-        _run(direction, inputs, scale=scale, width=width, height=height, method=method, output=output, fmt=fmt,
+        box = dict(fit=fit, fill=fill, gravity=gravity, only_shrink=only_shrink)
+        _run(direction, inputs, scale=scale, width=width, height=height, box=box, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
              weights=weights, as_json=as_json, quiet=quiet, debug=debug)
