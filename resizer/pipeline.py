@@ -5,7 +5,7 @@ A failure on one input never stops the others: it becomes a ``FileResult`` with
 ``status="error"`` and the reason, whatever raised it (a decoder's ``OverflowError`` or
 ``NotImplementedError``, a ``MemoryError``); only Ctrl-C, SIGTERM and SIGHUP stop a batch,
 and then the file being written is removed. Folders give their regular, visible image
-files (:func:`resizer.image_io.is_image_file`); an explicit input must be a regular file
+files (:func:`resizer.batch_output.walk_images`); an explicit input must be a regular file
 too (a named pipe would block the run forever). Without ``overwrite`` an output name is
 created exclusively, so concurrent runs never replace each other's files.
 """
@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .batch_output import (SIZE_FIELDS, FolderSelection, check_single_output, check_template, expand, input_fields,
+                           is_template, refuse_terminal, template_folder, walk_images)
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import remove_stale_temporaries
 from .framing import crop_picture
 from .shrink_on_load import source_size
 from .geometry import SizePlan, SizeSpec, output_size, plan_size
-from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, is_image_file, load_picture,
+from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, load_picture,
                        save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 from .pairing import PAIRING_KEYS, read_pairing
@@ -51,6 +53,7 @@ class ResizeJob:
     input: str  # a path, or "-" for standard input
     output: str
     display_input: str
+    fields: dict[str, str] | None = None  # an ``-o`` template's input fields, when it needs the output size too
 
 
 @dataclass
@@ -108,25 +111,10 @@ class BatchSettings:
     run: RunOptions = field(default_factory=RunOptions)
     tag: str | None = None  # default output names' tag (``photo_<tag>.png``); None: from the size
     require_pairing: bool = False  # ``up`` only of paired thumbnails (``resizer decode``)
+    selection: FolderSelection = field(default_factory=FolderSelection)  # which files folders give
 
 
 # --------------------------------------------------------------------------- planning
-
-
-def _walk_images(folder: Path, exclude: Path | None) -> list[Path]:
-    """Image files under ``folder``, recursively and sorted, skipping the output tree.
-
-    Only regular, visible files count (:func:`resizer.image_io.is_image_file`): a named
-    pipe called ``x.png`` would block the run, and ``._x.png`` is a macOS resource fork.
-    """
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
-        if exclude is not None:
-            dirs[:] = [d for d in dirs if (root_path / d).resolve() != exclude]
-        dirs.sort()
-        found.extend(root_path / f for f in sorted(files) if is_image_file(root_path / f))
-    return found
 
 
 def _with_suffix(path: Path, fmt: str | None) -> Path:
@@ -163,8 +151,12 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     paths = [Path(i) for i in inputs if i != STDIO]
     many = len(inputs) > 1 or any(_is_dir(p) for p in paths)
     out_dir: Path | None = None
-    if out is not None and out != STDIO:
+    template = out if is_template(out) else None
+    used = check_template(template) if template is not None else set()
+    if out is not None and out != STDIO and template is None:
         out_path = Path(out)
+        if many:
+            check_single_output(out, len(inputs))
         if many or out.endswith(("/", os.sep)) or _is_dir(out_path):
             if os.path.exists(out_path) and not _is_dir(out_path):
                 raise UsageError(f"-o {out}: not a folder, but several inputs need one")
@@ -178,14 +170,14 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     for raw in inputs:
         if raw == STDIO:
             target = out or STDIO
-            if out_dir is not None:
+            if out_dir is not None or template is not None:
                 raise UsageError("standard input needs -o FILE or -o -, not a folder")
             jobs.append(ResizeJob(STDIO, target, "<stdin>"))
             continue
         path = Path(raw)
         if _is_dir(path):
-            exclude = out_dir.resolve() if out_dir is not None else None
-            images = _walk_images(path, exclude)
+            exclude = out_dir.resolve() if out_dir is not None else template_folder(template) if template else None
+            images = walk_images(path, exclude, settings.selection)
             if not images:
                 errors.append(FileResult(raw, None, "error", error=f"{raw}: folder contains no images"))
                 continue
@@ -193,9 +185,15 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
                 base = out_dir / path.resolve().name if several_folders else out_dir
             else:
                 base = path.resolve().parent / f"{path.resolve().name}_{tag}"
+            if template is not None:
+                jobs.extend(_templated_job(template, used, image, path, tag) for image in images)
+                continue
             for image in images:
                 target = _with_suffix(base / image.relative_to(path), settings.format or writable_format_for(image))
                 jobs.append(ResizeJob(str(image), str(target), str(image)))
+            continue
+        if template is not None:
+            jobs.append(_templated_job(template, used, path, None, tag))
             continue
         if out_dir is not None:
             target = _with_suffix(out_dir / path.name, settings.format or writable_format_for(path))
@@ -211,13 +209,23 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     unique: list[ResizeJob] = []
     for job in jobs:
         key = job.output if job.output == STDIO else str(Path(job.output).resolve())
-        if key in seen and job.output != STDIO:
+        if key in seen and job.output != STDIO and job.fields is None:
             errors.append(FileResult(job.display_input, job.output, "error",
                                      error=f"{job.display_input}: output {job.output} is also the output of {seen[key]}"))
             continue
         seen[key] = job.display_input
         unique.append(job)
+    if any(job.output == STDIO for job in unique):
+        refuse_terminal()
     return unique, errors
+
+
+def _templated_job(template: str, used: set[str], path: Path, folder: Path | None, tag: str) -> ResizeJob:
+    """A job whose output is ``template`` filled in now, or once the output size is known (``fields``)."""
+    fields = input_fields(path, folder, tag)
+    if used & SIZE_FIELDS:
+        return ResizeJob(str(path), template, str(path), fields=fields)
+    return ResizeJob(str(path), expand(template, fields), str(path))
 
 
 # --------------------------------------------------------------------------- resizing
@@ -374,7 +382,7 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
     started = time.perf_counter()
     result = FileResult(job.display_input, job.output, "error")
     try:
-        if not _check_output(job, settings, result):
+        if job.fields is None and not _check_output(job, settings, result):
             return result
         picture = load_picture(_read_source(job, stdin), max_pixels=settings.max_pixels, name=job.display_input)
         result.input_size = (picture.width, picture.height)
@@ -385,6 +393,12 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
                                                          settings.max_output_pixels)
         result.method = method.name
         result.output_size = (resized.width, resized.height)
+        if job.fields is not None:  # an -o template with {width}/{height}/{method}
+            job = dataclasses.replace(job, output=expand(job.output, {**job.fields, "width": resized.width,
+                                                                       "height": resized.height, "method": method.name}))
+            result.output = job.output
+            if not _check_output(job, settings, result):
+                return result
         _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
         result.status = "ok"
     except UsageError as exc:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 import traceback
 from typing import Annotated, List, Optional
 
 import typer
 
+from ..batch_output import FolderSelection, summary_line
 from ..errors import ResizerError, UsageError
 from ..geometry import parse_box, parse_scale, round_half_up
 from ..image_io import DEFAULT_MAX_PIXELS
@@ -51,6 +53,10 @@ FitOpt = Annotated[Optional[str], typer.Option("--fit", help="Largest size insid
 FillOpt = Annotated[Optional[str], typer.Option("--fill", help="Cover the box WxH, then crop to it (see --gravity).", show_default=False)]
 GravityOpt = Annotated[str, typer.Option("--gravity", help="Where --fill crops: centre, north, south, east, west, north-east, north-west, south-east, south-west, or attention (the most salient region).")]
 OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --width/--height': inputs already smaller keep their size (still written in the output format).")]
+# batches (issue 17)
+IncludeOpt = Annotated[Optional[List[str]], typer.Option("--include", help="Folders: only files matching this glob (path inside the folder or name; repeatable).", show_default=False)]
+ExcludeOpt = Annotated[Optional[List[str]], typer.Option("--exclude", help="Folders: skip files matching this glob (repeatable).", show_default=False)]
+HiddenOpt = Annotated[bool, typer.Option("--hidden", help="Folders: also read hidden files and folders (names starting with a dot).")]
 JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Files processed at once (default: all cores for classical methods).")]
 
 
@@ -107,7 +113,7 @@ def check_size_options(direction: str, scale: float | None, width: int | None, h
                          "pixels (--max-output-pixels)")
 
 
-def _run(direction: str, inputs: list[str], *, scale, width, height, box, method, output, fmt, quality, overwrite,
+def _run(direction: str, inputs: list[str], *, scale, width, height, box, selection, method, output, fmt, quality, overwrite,
          skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, as_json, quiet,
          debug) -> None:
     def settings() -> BatchSettings:
@@ -117,6 +123,7 @@ def _run(direction: str, inputs: list[str], *, scale, width, height, box, method
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
             jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+            selection=selection,
         )
         if made.size.empty and direction == "down":
             raise UsageError("give one of --scale, --width, --height, --fit or --fill")
@@ -131,6 +138,7 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
     ``make_settings()`` runs inside the error handling, so a bad option is a one-line
     usage error like any other. Shared by ``down``/``up`` and ``encode``/``decode``.
     """
+    started = time.perf_counter()
     try:
         with library_warnings(debug):
             settings = make_settings()
@@ -155,6 +163,8 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
                 print(f"resizer: debug: {result.to_json()}", file=sys.stderr)
                 if result.detail:
                     print(result.detail, end="", file=sys.stderr)
+    if not quiet and (len(inputs) > 1 or _has_folder(inputs)):
+        print(f"resizer: {summary_line((r.status for r in results), time.perf_counter() - started)}", file=sys.stderr)
     failed = [r for r in results if r.status == "error"]
     if failed and all(r.usage_error for r in failed):
         raise typer.Exit(EXIT_USAGE)  # e.g. 'up' without a size of an image that has no pairing metadata
@@ -201,6 +211,9 @@ def _make_command(direction: str, help_text: str):
         fill: FillOpt = None,
         gravity: GravityOpt = "centre",
         only_shrink: OnlyShrinkOpt = False,
+        include: IncludeOpt = None,
+        exclude: ExcludeOpt = None,
+        hidden: HiddenOpt = False,
         max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
         max_output_pixels: MaxOutputPixelsOpt = DEFAULT_MAX_PIXELS,
         jobs: JobsOpt = None,
@@ -213,7 +226,8 @@ def _make_command(direction: str, help_text: str):
         debug: DebugOpt = False,
     ) -> None:
         box = dict(fit=fit, fill=fill, gravity=gravity, only_shrink=only_shrink)
-        _run(direction, inputs, scale=scale, width=width, height=height, box=box, method=method, output=output, fmt=fmt,
+        selection = FolderSelection(tuple(include or ()), tuple(exclude or ()), hidden)
+        _run(direction, inputs, scale=scale, width=width, height=height, box=box, selection=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
              weights=weights, as_json=as_json, quiet=quiet, debug=debug)
