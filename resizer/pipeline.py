@@ -204,7 +204,14 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
                                   settings.format or writable_format_for(path))
         jobs.append(ResizeJob(raw, str(target), raw))
 
-    # Two inputs must never race for one output file.
+    unique = _one_input_per_output(jobs, errors)
+    if any(job.output == STDIO for job in unique):
+        refuse_terminal()
+    return unique, errors
+
+
+def _one_input_per_output(jobs: list[ResizeJob], errors: list[FileResult]) -> list[ResizeJob]:
+    """Two inputs must never race for one output file: the second becomes an error result."""
     seen: dict[str, str] = {}
     unique: list[ResizeJob] = []
     for job in jobs:
@@ -215,9 +222,7 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
             continue
         seen[key] = job.display_input
         unique.append(job)
-    if any(job.output == STDIO for job in unique):
-        refuse_terminal()
-    return unique, errors
+    return unique
 
 
 def _templated_job(template: str, used: set[str], path: Path, folder: Path | None, tag: str) -> ResizeJob:
