@@ -33,7 +33,7 @@ from .batch_output import (SIZE_FIELDS, FolderSelection, check_single_output, ch
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import remove_stale_temporaries
 from .framing import crop_picture
-from .shrink_on_load import source_size
+from .shrink_on_load import forget_full_size, shrink_hint, source_size
 from .geometry import SizePlan, SizeSpec, output_size, plan_size
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, load_picture,
                        save_picture, source_output_format, writable_format_for)
@@ -112,6 +112,7 @@ class BatchSettings:
     tag: str | None = None  # default output names' tag (``photo_<tag>.png``); None: from the size
     require_pairing: bool = False  # ``up`` only of paired thumbnails (``resizer decode``)
     selection: FolderSelection = field(default_factory=FolderSelection)  # which files folders give
+    shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
 
 
 # --------------------------------------------------------------------------- planning
@@ -305,7 +306,7 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
         resized = copy.copy(picture)  # the caller's picture keeps its own metadata object
     else:
         chosen.validate(request, run)
-        resized = chosen.resize(picture, request, run or RunOptions())
+        resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
     if plan is not None and plan.crop is not None:
         resized = crop_picture(resized, plan.crop, spec.gravity)
     return _without_stale_pairing(resized, picture), chosen, not (plan is not None and plan.keep)
@@ -389,8 +390,11 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
     try:
         if job.fields is None and not _check_output(job, settings, result):
             return result
-        picture = load_picture(_read_source(job, stdin), max_pixels=settings.max_pixels, name=job.display_input)
-        result.input_size = (picture.width, picture.height)
+        hint = shrink_hint(settings.direction, settings.size, settings.method or DEFAULT_METHOD[settings.direction],
+                           settings.shrink_on_load)
+        picture = load_picture(_read_source(job, stdin), max_pixels=settings.max_pixels, name=job.display_input,
+                               shrink=hint)
+        result.input_size = source_size(picture)
         if picture.metadata.frames > 1:
             result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,

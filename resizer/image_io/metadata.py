@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from PIL import Image
 
@@ -124,7 +123,7 @@ def xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
     """
     if not text:
         return xmp
-    attributes = "".join(f' resizer:{_TEXT_KEY.match(k).group(1)}="{escape(v, {chr(34): "&quot;"})}"'
+    attributes = "".join(f' resizer:{_TEXT_KEY.match(k).group(1)}="{_attribute(v)}"'
                          for k, v in text.items())
     block = f'<rdf:Description rdf:about="" xmlns:resizer="{RESIZER_XMP_NS}"{attributes}/>'.encode()
     if xmp and b"</rdf:RDF>" in xmp:
@@ -132,3 +131,8 @@ def xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
         return xmp[:at] + block + xmp[at:]
     return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             + block + b'</rdf:RDF></x:xmpmeta>')
+
+
+def _attribute(value: str) -> str:
+    """``value`` escaped for a double-quoted XML attribute (``xml.sax.saxutils`` would import urllib and http)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
