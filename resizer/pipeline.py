@@ -38,6 +38,7 @@ from .geometry import SizePlan, SizeSpec, output_size, plan_size
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, load_picture,
                        save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
+from .output_policy import apply_output_policy
 from .pairing import PAIRING_KEYS, read_pairing
 
 STDIO = "-"
@@ -112,6 +113,8 @@ class BatchSettings:
     tag: str | None = None  # default output names' tag (``photo_<tag>.png``); None: from the size
     require_pairing: bool = False  # ``up`` only of paired thumbnails (``resizer decode``)
     selection: FolderSelection = field(default_factory=FolderSelection)  # which files folders give
+    srgb: bool = False  # convert outputs to sRGB from their ICC profile (:mod:`resizer.output_policy`)
+    strip_gps: bool = True  # outputs carry no GPS location (EXIF, XMP)
     shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
 
 
@@ -401,6 +404,9 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
                                                          settings.run, settings.require_pairing,
                                                          settings.max_output_pixels)
         result.method = method.name
+        resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
+                                             strip_gps=settings.strip_gps, label=job.display_input)
+        result.warnings.extend(notes)
         result.output_size = (resized.width, resized.height)
         if job.fields is not None:  # an -o template with {width}/{height}/{method}
             job = dataclasses.replace(job, output=expand(job.output, {**job.fields, "width": resized.width,

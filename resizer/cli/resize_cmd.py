@@ -54,6 +54,9 @@ FillOpt = Annotated[Optional[str], typer.Option("--fill", help="Cover the box Wx
 GravityOpt = Annotated[str, typer.Option("--gravity", help="Where --fill crops: centre, north, south, east, west, north-east, north-west, south-east, south-west, or attention (the most salient region).")]
 ShrinkOnLoadOpt = Annotated[bool, typer.Option("--shrink-on-load/--no-shrink-on-load", help="Large JPEG reductions decode at 1/2, 1/4 or 1/8 size in the DCT domain (faster, less memory; within 0.5 dB of the exact path).")]
 OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --width/--height': inputs already smaller keep their size (still written in the output format).")]
+# colour and metadata of outputs (issue 17)
+SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded ICC profile to sRGB (perceptual) and tag the output sRGB (untagged with --strip).")]
+StripGpsOpt = Annotated[bool, typer.Option("--strip-gps/--keep-gps", help="Drop the GPS location (EXIF and XMP) from outputs; the rest of the EXIF is kept.")]
 # batches (issue 17)
 IncludeOpt = Annotated[Optional[List[str]], typer.Option("--include", help="Folders: only files matching this glob (path inside the folder or name; repeatable).", show_default=False)]
 ExcludeOpt = Annotated[Optional[List[str]], typer.Option("--exclude", help="Folders: skip files matching this glob (repeatable).", show_default=False)]
@@ -213,6 +216,8 @@ def _make_command(direction: str, help_text: str):
         gravity: GravityOpt = "centre",
         only_shrink: OnlyShrinkOpt = False,
         shrink_on_load: ShrinkOnLoadOpt = True,
+        srgb: SrgbOpt = False,
+        strip_gps: StripGpsOpt = True,
         include: IncludeOpt = None,
         exclude: ExcludeOpt = None,
         hidden: HiddenOpt = False,
@@ -229,7 +234,7 @@ def _make_command(direction: str, help_text: str):
     ) -> None:
         box = dict(fit=fit, fill=fill, gravity=gravity, only_shrink=only_shrink)
         selection = FolderSelection(tuple(include or ()), tuple(exclude or ()), hidden)
-        selection = dict(selection=selection, shrink_on_load=shrink_on_load)
+        selection = dict(selection=selection, shrink_on_load=shrink_on_load, srgb=srgb, strip_gps=strip_gps)
         _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,

@@ -136,3 +136,27 @@ def xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
 def _attribute(value: str) -> str:
     """``value`` escaped for a double-quoted XML attribute (``xml.sax.saxutils`` would import urllib and http)."""
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+GPS_IFD = 0x8825
+_XMP_GPS_ATTRIBUTE = re.compile(rb'\s+exif:GPS\w+="[^"]*"')
+_XMP_GPS_ELEMENT = re.compile(rb"<exif:(GPS\w+)\b[^>]*?(?:/>|>.*?</exif:\1>)", re.S)
+
+
+def without_gps(exif: bytes | None, xmp: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """EXIF without its GPS IFD and XMP without ``exif:GPS*`` properties: no location in outputs.
+
+    Blocks without GPS come back byte for byte; EXIF with GPS is rewritten by Pillow.
+    """
+    if exif and exif.startswith(EXIF_PREFIX):
+        try:
+            parsed = Image.Exif()
+            parsed.load(exif)
+            if GPS_IFD in parsed:
+                del parsed[GPS_IFD]
+                exif = parsed.tobytes()
+        except Exception:  # unreadable EXIF: drop it rather than risk leaking a location
+            exif = None
+    if xmp and b"GPS" in xmp:
+        xmp = _XMP_GPS_ELEMENT.sub(b"", _XMP_GPS_ATTRIBUTE.sub(b"", xmp))
+    return exif, xmp
