@@ -35,7 +35,7 @@ from .files import remove_stale_temporaries
 from .framing import crop_picture
 from .shrink_on_load import forget_full_size, shrink_hint, source_size
 from .geometry import SizePlan, SizeSpec, output_size, plan_size
-from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, load_picture,
+from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
                        save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 from .output_policy import apply_output_policy
@@ -115,6 +115,7 @@ class BatchSettings:
     selection: FolderSelection = field(default_factory=FolderSelection)  # which files folders give
     srgb: bool = False  # convert outputs to sRGB from their ICC profile (:mod:`resizer.output_policy`)
     strip_gps: bool = True  # outputs carry no GPS location (EXIF, XMP)
+    encode: EncodeOptions | None = None  # progressive JPEG, chroma subsampling, lossless WebP
     shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
 
 
@@ -373,13 +374,14 @@ def _read_source(job: ResizeJob, stdin: bytes | None) -> str | bytes:
 
 def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt: str | None, stdout) -> None:
     if job.output == STDIO:
-        data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip)
+        data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip,
+                              options=settings.encode)
         (stdout or sys.stdout.buffer).write(data)
         (stdout or sys.stdout.buffer).flush()
         return
     # without --overwrite the name is created exclusively: another process may create it meanwhile
     save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
-                 overwrite=settings.overwrite)
+                 overwrite=settings.overwrite, options=settings.encode)
 
 
 def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = None,

@@ -111,3 +111,33 @@ def test_json_lists_the_warning(tmp_path) -> None:
     src = adobe_photo(tmp_path / "adobe.png")
     result = run("down", str(src), "--scale", "2", "--strip", "--json", "-o", str(tmp_path / "o.png"))
     assert "--srgb" in json.loads(result.stdout)["warnings"][0]
+
+
+# --------------------------------------------------------------------------- per-format options
+
+
+def test_progressive_jpeg_and_chroma_subsampling(tmp_path) -> None:
+    from PIL import JpegImagePlugin
+
+    src = tmp_path / "x.png"
+    Image.fromarray(synthetic_photo(48, 64)).save(src)
+    plain, fancy = tmp_path / "plain.jpg", tmp_path / "fancy.jpg"
+    assert run("down", str(src), "--scale", "2", "-o", str(plain)).exit_code == 0
+    result = run("down", str(src), "--scale", "2", "--progressive", "--subsampling", "4:4:4", "-o", str(fancy))
+    assert result.exit_code == 0, result.output
+    with Image.open(plain) as a, Image.open(fancy) as b:
+        assert not a.info.get("progressive") and b.info.get("progressive")
+        assert JpegImagePlugin.get_sampling(a) == 2 and JpegImagePlugin.get_sampling(b) == 0  # 4:2:0, 4:4:4
+    assert run("down", str(src), "--scale", "2", "--subsampling", "4:1:1").exit_code == 2
+
+
+def test_lossless_webp(tmp_path) -> None:
+    src = tmp_path / "x.png"
+    Image.fromarray(synthetic_photo(48, 64)).save(src)
+    out = tmp_path / "o.webp"
+    assert run("down", str(src), "--scale", "2", "--lossless", "-o", str(out)).exit_code == 0
+    expected = np.asarray(Image.open(src).resize((32, 24), Image.Resampling.LANCZOS))
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), expected)
+    lossy = tmp_path / "lossy.webp"
+    assert run("down", str(src), "--scale", "2", "-o", str(lossy)).exit_code == 0
+    assert not np.array_equal(np.asarray(Image.open(lossy).convert("RGB")), expected)

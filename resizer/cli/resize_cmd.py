@@ -14,7 +14,8 @@ import typer
 from ..batch_output import FolderSelection, summary_line
 from ..errors import ResizerError, UsageError
 from ..geometry import parse_box, parse_scale, round_half_up
-from ..image_io import DEFAULT_MAX_PIXELS
+from ..image_io import DEFAULT_MAX_PIXELS, EncodeOptions
+from ..image_io.write import SUBSAMPLINGS
 from ..methods import RunOptions
 from ..pipeline import BatchSettings, FileResult, SizeSpec, run_batch
 from .app import (
@@ -57,6 +58,9 @@ OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --widt
 # colour and metadata of outputs (issue 17)
 SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded ICC profile to sRGB (perceptual) and tag the output sRGB (untagged with --strip).")]
 StripGpsOpt = Annotated[bool, typer.Option("--strip-gps/--keep-gps", help="Drop the GPS location (EXIF and XMP) from outputs; the rest of the EXIF is kept.")]
+ProgressiveOpt = Annotated[bool, typer.Option("--progressive", help="JPEG outputs: progressive scans.")]
+SubsamplingOpt = Annotated[Optional[str], typer.Option("--subsampling", help="JPEG outputs: chroma subsampling 4:4:4, 4:2:2 or 4:2:0 (default 4:2:0).", show_default=False)]
+LosslessOpt = Annotated[bool, typer.Option("--lossless", help="WebP outputs: lossless (--quality is then the compression effort).")]
 # batches (issue 17)
 IncludeOpt = Annotated[Optional[List[str]], typer.Option("--include", help="Folders: only files matching this glob (path inside the folder or name; repeatable).", show_default=False)]
 ExcludeOpt = Annotated[Optional[List[str]], typer.Option("--exclude", help="Folders: skip files matching this glob (repeatable).", show_default=False)]
@@ -96,6 +100,15 @@ def size_spec(direction: str, scale: str | None, width: int | None, height: int 
     return spec
 
 
+def encode_options(progressive: bool, subsampling: str | None, lossless: bool) -> EncodeOptions | None:
+    """The per-format options, or None when none is given (the writers' defaults)."""
+    if subsampling is not None and subsampling.strip() not in SUBSAMPLINGS:
+        raise UsageError(f"--subsampling {subsampling}: give one of {', '.join(SUBSAMPLINGS)}")
+    if not (progressive or subsampling or lossless):
+        return None
+    return EncodeOptions(progressive, subsampling.strip() if subsampling else None, lossless)
+
+
 def check_size_options(direction: str, scale: float | None, width: int | None, height: int | None,
                        max_output_pixels: int) -> None:
     """Refuse sizes that no input could be resized to within ``max_output_pixels``, before any file is read.
@@ -127,7 +140,7 @@ def _run(direction: str, inputs: list[str], *, scale, width, height, box, batch,
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
             jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
-            **batch,
+            **{**batch, "encode": encode_options(*batch["encode"])},
         )
         if made.size.empty and direction == "down":
             raise UsageError("give one of --scale, --width, --height, --fit or --fill")
@@ -218,6 +231,9 @@ def _make_command(direction: str, help_text: str):
         shrink_on_load: ShrinkOnLoadOpt = True,
         srgb: SrgbOpt = False,
         strip_gps: StripGpsOpt = True,
+        progressive: ProgressiveOpt = False,
+        subsampling: SubsamplingOpt = None,
+        lossless: LosslessOpt = False,
         include: IncludeOpt = None,
         exclude: ExcludeOpt = None,
         hidden: HiddenOpt = False,
@@ -234,7 +250,8 @@ def _make_command(direction: str, help_text: str):
     ) -> None:
         box = dict(fit=fit, fill=fill, gravity=gravity, only_shrink=only_shrink)
         selection = FolderSelection(tuple(include or ()), tuple(exclude or ()), hidden)
-        selection = dict(selection=selection, shrink_on_load=shrink_on_load, srgb=srgb, strip_gps=strip_gps)
+        selection = dict(selection=selection, shrink_on_load=shrink_on_load, srgb=srgb, strip_gps=strip_gps,
+                         encode=(progressive, subsampling, lossless))
         _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
