@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageReadError
+from .heif import HEIF_EXTRA_HINT, heif_available, is_heif_header
 from .metadata import read_metadata, split_xmp
 from .orientation import orient_array, orientation_of
 from .picture import Metadata, Picture, _PillowPicture, detach, normalise_mode
@@ -101,6 +102,12 @@ def _open(fp: IO[bytes], label: str) -> Image.Image:
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
+        fp.seek(0)
+        if is_heif_header(fp.read(12)):
+            fp.seek(0)
+            if not heif_available():
+                raise ImageReadError(f"{label}: HEIC/HEIF {HEIF_EXTRA_HINT}") from None
+            return Image.open(fp)
         raise ImageReadError(f"{label}: not an image (or a format resizer cannot read)") from None
 
 

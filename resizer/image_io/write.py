@@ -23,6 +23,7 @@ from PIL import Image, PngImagePlugin
 from ..errors import ImageWriteError
 from ..files import atomic_path
 from .formats import output_format
+from .heif import HEIF_EXTRA_HINT, HEIF_QUALITY, heif_available
 from .metadata import check_text, xmp_with_text
 from .orientation import ORIENTATION_TAG
 from .picture import Metadata, Picture, array_to_pil, picture_to_pil, to_8bit
@@ -98,6 +99,8 @@ def _encode_into(picture: Picture, fmt: str, handle: IO[bytes], *, quality: int 
         if picture.bit_depth == 16 and picture.channels > 1 and fmt == "TIFF":
             _write_tiff16(picture.pixels, handle, meta, strip, label)
             return
+        if fmt == "HEIF" and not heif_available():
+            raise ImageWriteError(f"{label}: writing HEIC/HEIF {HEIF_EXTRA_HINT}")
         image = _image_for(picture, fmt)
         image.save(handle, fmt, **params)
     except (ValueError, KeyError, TypeError, RuntimeError, struct.error, zlib.error) as exc:
@@ -140,7 +143,7 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
         if dpi:
             params["dpi"] = dpi
         return params
-    if fmt in ("JPEG", "WEBP", "AVIF", "TIFF"):
+    if fmt in ("JPEG", "WEBP", "AVIF", "TIFF", "HEIF"):
         xmp = xmp_with_text(xmp, meta.text)
         if icc:
             params["icc_profile"] = icc
@@ -158,7 +161,7 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
                 params["exif"] = exif
             if xmp:
                 params["xmp"] = xmp
-        default_quality = {"JPEG": JPEG_QUALITY, "WEBP": WEBP_QUALITY, "AVIF": AVIF_QUALITY}.get(fmt)
+        default_quality = {"JPEG": JPEG_QUALITY, "WEBP": WEBP_QUALITY, "AVIF": AVIF_QUALITY, "HEIF": HEIF_QUALITY}.get(fmt)
         if default_quality is not None:
             params["quality"] = quality if quality is not None else default_quality
         if fmt == "JPEG":  # optimized Huffman tables: the same pixels in 4-12 % fewer bytes
