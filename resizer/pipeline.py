@@ -16,6 +16,7 @@ import contextlib
 import copy
 import dataclasses
 import errno
+import io
 import os
 import signal
 import stat
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .animation import check_method, encode_frames, plays, resize_frames, save_frames
 from .batch_output import (SIZE_FIELDS, FolderSelection, check_single_output, check_template, expand, input_fields,
                            is_template, refuse_terminal, template_folder, walk_images)
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
@@ -36,7 +38,7 @@ from .framing import crop_picture
 from .shrink_on_load import forget_full_size, shrink_hint, source_size
 from .geometry import SizePlan, SizeSpec, output_size, plan_size
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
-                       save_picture, source_output_format, writable_format_for)
+                       output_format, save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 from .output_policy import apply_output_policy
 from .pairing import PAIRING_KEYS, read_pairing
@@ -384,6 +386,35 @@ def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt
                  overwrite=settings.overwrite, options=settings.encode)
 
 
+def _animation_format(job: ResizeJob, settings: BatchSettings, picture: Picture, result: FileResult) -> str | None:
+    """The output's Pillow format when an animation stays one (:mod:`resizer.animation`), else None."""
+    if picture.metadata.frames <= 1:
+        return None
+    fmt = output_format(None if job.output == STDIO else job.output, _format_for(job, settings, picture))
+    if not plays(picture, fmt):
+        result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
+        return None
+    check_method(get_method(settings.method or DEFAULT_METHOD[settings.direction]), job.display_input)
+    return fmt
+
+
+def _write_animation(job: ResizeJob, settings: BatchSettings, source: str | bytes, first: Picture, fmt: str,
+                     stdout) -> None:
+    def resize(frame: Picture) -> Picture:
+        return resize_planned(frame, settings.direction, settings.size, settings.method, settings.run, False,
+                              settings.max_output_pixels)[0]
+
+    frames, durations, loop = resize_frames(source, first, resize, job.display_input)
+    options = dict(quality=settings.quality, strip=settings.strip, lossless=bool(settings.encode and settings.encode.lossless))
+    if job.output == STDIO:
+        buffer = io.BytesIO()
+        encode_frames(frames, durations, loop, fmt, buffer, **options)
+        (stdout or sys.stdout.buffer).write(buffer.getvalue())
+        (stdout or sys.stdout.buffer).flush()
+        return
+    save_frames(frames, durations, loop, fmt, job.output, overwrite=settings.overwrite, **options)
+
+
 def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = None,
                 stdout=None) -> FileResult:
     """Resize one input; never raises, except ``KeyboardInterrupt`` and ``SystemExit``.
@@ -397,11 +428,10 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
             return result
         hint = shrink_hint(settings.direction, settings.size, settings.method or DEFAULT_METHOD[settings.direction],
                            settings.shrink_on_load)
-        picture = load_picture(_read_source(job, stdin), max_pixels=settings.max_pixels, name=job.display_input,
-                               shrink=hint)
+        source = _read_source(job, stdin)
+        picture = load_picture(source, max_pixels=settings.max_pixels, name=job.display_input, shrink=hint)
         result.input_size = source_size(picture)
-        if picture.metadata.frames > 1:
-            result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
+        animated = _animation_format(job, settings, picture, result)
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
                                                          settings.run, settings.require_pairing,
                                                          settings.max_output_pixels)
@@ -416,7 +446,10 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
             result.output = job.output
             if not _check_output(job, settings, result):
                 return result
-        _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
+        if animated is not None:
+            _write_animation(job, settings, source, resized, animated, stdout)
+        else:
+            _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
         result.status = "ok"
     except UsageError as exc:
         result.error = str(exc) if job.display_input in str(exc) else f"{job.display_input}: {exc}"

@@ -71,3 +71,62 @@ def test_heif_pixels_are_close(heic_photo) -> None:
     assert picture.metadata.source_format == "HEIF"
     error = np.abs(picture.pixels.astype(int) - synthetic_photo(96, 128).astype(int)).mean()
     assert error < 8
+
+
+# --------------------------------------------------------------------------- animations
+
+
+def _animation(path, fmt: str, frames: int = 4, size=(64, 48), durations=(40, 80, 120, 160), loop=3):
+    images = [Image.fromarray(synthetic_photo(size[1], size[0], seed=i)) for i in range(frames)]
+    params = {"save_all": True, "append_images": images[1:], "duration": list(durations[:frames]), "loop": loop}
+    images[0].save(path, fmt, **params)
+    return path
+
+
+@pytest.mark.parametrize("suffix,fmt", [("gif", "GIF"), ("webp", "WEBP"), ("png", "PNG")])
+def test_animations_keep_every_frame_with_durations_and_loop(tmp_path, suffix, fmt) -> None:
+    src = _animation(tmp_path / f"anim.{suffix}", fmt)
+    out = tmp_path / f"small.{suffix}"
+    result = run("down", str(src), "--scale", "2", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "only the first" not in result.stderr
+    with Image.open(out) as im:
+        assert im.n_frames == 4 and im.size == (32, 24)
+        assert im.info.get("loop") == 3
+        durations = []
+        for index in range(im.n_frames):
+            im.seek(index)
+            im.load()  # WebP gives a frame's duration once it is decoded
+            durations.append(im.info.get("duration"))
+    assert durations == [40, 80, 120, 160]
+
+
+def test_frames_are_resized_each_from_its_own_frame(tmp_path) -> None:
+    src = _animation(tmp_path / "anim.webp", "WEBP")
+    out = tmp_path / "o.webp"
+    assert run("down", str(src), "--scale", "2", "--lossless", "-o", str(out)).exit_code == 0
+    with Image.open(src) as original, Image.open(out) as small:
+        for index in (0, 3):
+            original.seek(index)
+            small.seek(index)
+            expected = np.asarray(original.convert("RGBA").resize((32, 24), Image.Resampling.LANCZOS)).astype(int)
+            assert np.abs(np.asarray(small.convert("RGBA")).astype(int) - expected).mean() < 3
+
+
+@pytest.mark.parametrize("still", ["still.jpg", "still.png"])  # GIF -> PNG stays a still PNG, as before
+def test_a_still_output_of_an_animation_is_its_first_frame_with_a_warning(tmp_path, still) -> None:
+    src = _animation(tmp_path / "anim.gif", "GIF")
+    result = run("down", str(src), "--scale", "2", "-o", str(tmp_path / still))
+    assert result.exit_code == 0 and "only the first is used" in result.stderr
+    assert getattr(Image.open(tmp_path / still), "n_frames", 1) == 1
+
+
+def test_learned_methods_refuse_animations_with_one_line(tmp_path) -> None:
+    src = _animation(tmp_path / "anim.gif", "GIF", size=(16, 12))
+    result = run("up", str(src), "--scale", "2", "-m", "asdn", "-o", str(tmp_path / "big.gif"))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "anim.gif" in lines[0] and "-m lanczos" in lines[0]
+    assert not (tmp_path / "big.gif").exists()
+    classical = run("up", str(src), "--scale", "2", "-m", "bicubic", "-o", str(tmp_path / "ok.gif"))
+    assert classical.exit_code == 0 and Image.open(tmp_path / "ok.gif").n_frames == 4
