@@ -129,6 +129,7 @@ def resize_picture(picture: Picture, size: tuple[int, int], filter_name: str) ->
 
 
 class PillowMethod(Method):
+    animations = True
     """A classical method: one Pillow resampling filter."""
 
     def __init__(self, name: str, summary: str) -> None:
@@ -157,6 +158,7 @@ _PLANE_BUDGET = 1 << 24
 
 
 class MatlabBicubic(Method):
+    animations = True
     """The benchmark protocol's resampler, as a ``--method``."""
 
     name = "matlab-bicubic"

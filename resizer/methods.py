@@ -60,6 +60,8 @@ class Method(ABC):
     # True when resizing several files at once in threads is faster (Pillow releases the GIL);
     # learned methods already use every core for one image.
     concurrent_files: bool = False
+    # True when each frame of an animation can be resized on its own (:mod:`resizer.animation`)
+    animations: bool = False
 
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
         """Raise ``UsageError`` (or ``ModelError``) if this method cannot serve ``request``.

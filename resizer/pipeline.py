@@ -5,7 +5,7 @@ A failure on one input never stops the others: it becomes a ``FileResult`` with
 ``status="error"`` and the reason, whatever raised it (a decoder's ``OverflowError`` or
 ``NotImplementedError``, a ``MemoryError``); only Ctrl-C, SIGTERM and SIGHUP stop a batch,
 and then the file being written is removed. Folders give their regular, visible image
-files (:func:`resizer.image_io.is_image_file`); an explicit input must be a regular file
+files (:func:`resizer.batch_output.walk_images`); an explicit input must be a regular file
 too (a named pipe would block the run forever). Without ``overwrite`` an output name is
 created exclusively, so concurrent runs never replace each other's files.
 """
@@ -13,9 +13,10 @@ created exclusively, so concurrent runs never replace each other's files.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import errno
-import math
+import io
 import os
 import signal
 import stat
@@ -28,84 +29,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .animation import check_method, encode_frames, plays, resize_frames, save_frames
+from .batch_output import (SIZE_FIELDS, FolderSelection, check_single_output, check_template, expand, input_fields,
+                           is_template, refuse_terminal, template_folder, walk_images)
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import remove_stale_temporaries
-from .geometry import round_half_up
-from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, Picture, encode_picture, is_image_file, load_picture,
-                       save_picture, source_output_format, writable_format_for)
+from .framing import crop_picture
+from .shrink_on_load import forget_full_size, shrink_hint, source_size
+from .geometry import SizePlan, SizeSpec, output_size, plan_size
+from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
+                       output_format, save_picture, source_output_format, writable_format_for)
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
+from .output_policy import apply_output_policy
 from .pairing import PAIRING_KEYS, read_pairing
 
 STDIO = "-"
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
 # metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_resize``).
 DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
-
-
-@dataclass(frozen=True)
-class SizeSpec:
-    """Exactly one of scale, width or height: how big the output should be."""
-
-    scale: float | None = None
-    width: int | None = None
-    height: int | None = None
-
-    def __post_init__(self) -> None:
-        given = [v for v in (self.scale, self.width, self.height) if v is not None]
-        if len(given) > 1:
-            raise UsageError("give only one of --scale, --width and --height")
-        if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
-            raise UsageError(f"--scale must be a positive number, not {self.scale}")
-        for name, value in (("--width", self.width), ("--height", self.height)):
-            if value is not None and value < 1:
-                raise UsageError(f"{name} must be at least 1 pixel, not {value}")
-
-    @property
-    def empty(self) -> bool:
-        return self.scale is None and self.width is None and self.height is None
-
-    def tag(self, direction: Direction) -> str:
-        """Short label used in default output names: ``down4``, ``up2.7``, ``w800``."""
-        if self.width is not None:
-            return f"w{self.width}"
-        if self.height is not None:
-            return f"h{self.height}"
-        if self.scale is not None:
-            return f"{direction}{self.scale:g}"
-        return direction
-
-
-def output_size(width: int, height: int, direction: Direction, spec: SizeSpec) -> tuple[tuple[int, int], float]:
-    """Output (width, height) and the scale factor (>= 1 for a real down/up) for one input size.
-
-    ``up`` gives round(w*S) x round(h*S); ``down`` round(w/S) x round(h/S), never below
-    one pixel; ``--width``/``--height`` keep the aspect ratio. Halves round up
-    (:func:`resizer.geometry.round_half_up`). ``down`` multiplies by ``1/S`` rather than
-    dividing as :func:`resizer.geometry.downscaled_size` does: the two differ in the last
-    bit for some sizes, and the pipeline's outputs must not change.
-    """
-    if spec.scale is not None:
-        factor = spec.scale if direction == "up" else 1.0 / spec.scale
-        if not math.isfinite(max(width, height) * factor):
-            raise UsageError(f"--scale {spec.scale:g} gives an output too large for any image")
-        size = (max(1, round_half_up(width * factor)), max(1, round_half_up(height * factor)))
-        return size, spec.scale
-    if spec.width is not None:
-        ratio = spec.width / width
-        size = (spec.width, max(1, round_half_up(height * ratio)))
-    elif spec.height is not None:
-        ratio = spec.height / height
-        size = (max(1, round_half_up(width * ratio)), spec.height)
-    else:
-        raise UsageError("give one of --scale, --width or --height")
-    scale = ratio if direction == "up" else 1.0 / ratio
-    if scale < 1.0:
-        wrong = "larger" if direction == "down" else "smaller"
-        raise ResizerError(
-            f"{size[0]}x{size[1]} is {wrong} than the input {width}x{height}; "
-            f"use 'resizer {'up' if direction == 'down' else 'down'}'"
-        )
-    return size, scale
 
 
 @dataclass
@@ -115,6 +56,7 @@ class ResizeJob:
     input: str  # a path, or "-" for standard input
     output: str
     display_input: str
+    fields: dict[str, str] | None = None  # an ``-o`` template's input fields, when it needs the output size too
 
 
 @dataclass
@@ -130,6 +72,7 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    resized: bool | None = None  # False: written at its own size (--only-shrink, a box it already fits)
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
 
@@ -143,6 +86,8 @@ class FileResult:
             "output_size": list(self.output_size) if self.output_size else None,
             "seconds": round(self.seconds, 4),
         }
+        if self.resized is not None:
+            record["resized"] = self.resized
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -169,25 +114,14 @@ class BatchSettings:
     run: RunOptions = field(default_factory=RunOptions)
     tag: str | None = None  # default output names' tag (``photo_<tag>.png``); None: from the size
     require_pairing: bool = False  # ``up`` only of paired thumbnails (``resizer decode``)
+    selection: FolderSelection = field(default_factory=FolderSelection)  # which files folders give
+    srgb: bool = False  # convert outputs to sRGB from their ICC profile (:mod:`resizer.output_policy`)
+    strip_gps: bool = True  # outputs carry no GPS location (EXIF, XMP)
+    encode: EncodeOptions | None = None  # progressive JPEG, chroma subsampling, lossless WebP
+    shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
 
 
 # --------------------------------------------------------------------------- planning
-
-
-def _walk_images(folder: Path, exclude: Path | None) -> list[Path]:
-    """Image files under ``folder``, recursively and sorted, skipping the output tree.
-
-    Only regular, visible files count (:func:`resizer.image_io.is_image_file`): a named
-    pipe called ``x.png`` would block the run, and ``._x.png`` is a macOS resource fork.
-    """
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
-        if exclude is not None:
-            dirs[:] = [d for d in dirs if (root_path / d).resolve() != exclude]
-        dirs.sort()
-        found.extend(root_path / f for f in sorted(files) if is_image_file(root_path / f))
-    return found
 
 
 def _with_suffix(path: Path, fmt: str | None) -> Path:
@@ -224,8 +158,12 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     paths = [Path(i) for i in inputs if i != STDIO]
     many = len(inputs) > 1 or any(_is_dir(p) for p in paths)
     out_dir: Path | None = None
-    if out is not None and out != STDIO:
+    template = out if is_template(out) else None
+    used = check_template(template) if template is not None else set()
+    if out is not None and out != STDIO and template is None:
         out_path = Path(out)
+        if many:
+            check_single_output(out, len(inputs))
         if many or out.endswith(("/", os.sep)) or _is_dir(out_path):
             if os.path.exists(out_path) and not _is_dir(out_path):
                 raise UsageError(f"-o {out}: not a folder, but several inputs need one")
@@ -239,14 +177,14 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     for raw in inputs:
         if raw == STDIO:
             target = out or STDIO
-            if out_dir is not None:
+            if out_dir is not None or template is not None:
                 raise UsageError("standard input needs -o FILE or -o -, not a folder")
             jobs.append(ResizeJob(STDIO, target, "<stdin>"))
             continue
         path = Path(raw)
         if _is_dir(path):
-            exclude = out_dir.resolve() if out_dir is not None else None
-            images = _walk_images(path, exclude)
+            exclude = out_dir.resolve() if out_dir is not None else template_folder(template) if template else None
+            images = walk_images(path, exclude, settings.selection)
             if not images:
                 errors.append(FileResult(raw, None, "error", error=f"{raw}: folder contains no images"))
                 continue
@@ -254,9 +192,15 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
                 base = out_dir / path.resolve().name if several_folders else out_dir
             else:
                 base = path.resolve().parent / f"{path.resolve().name}_{tag}"
+            if template is not None:
+                jobs.extend(_templated_job(template, used, image, path, tag) for image in images)
+                continue
             for image in images:
                 target = _with_suffix(base / image.relative_to(path), settings.format or writable_format_for(image))
                 jobs.append(ResizeJob(str(image), str(target), str(image)))
+            continue
+        if template is not None:
+            jobs.append(_templated_job(template, used, path, None, tag))
             continue
         if out_dir is not None:
             target = _with_suffix(out_dir / path.name, settings.format or writable_format_for(path))
@@ -267,18 +211,33 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
                                   settings.format or writable_format_for(path))
         jobs.append(ResizeJob(raw, str(target), raw))
 
-    # Two inputs must never race for one output file.
+    unique = _one_input_per_output(jobs, errors)
+    if any(job.output == STDIO for job in unique):
+        refuse_terminal()
+    return unique, errors
+
+
+def _one_input_per_output(jobs: list[ResizeJob], errors: list[FileResult]) -> list[ResizeJob]:
+    """Two inputs must never race for one output file: the second becomes an error result."""
     seen: dict[str, str] = {}
     unique: list[ResizeJob] = []
     for job in jobs:
         key = job.output if job.output == STDIO else str(Path(job.output).resolve())
-        if key in seen and job.output != STDIO:
+        if key in seen and job.output != STDIO and job.fields is None:
             errors.append(FileResult(job.display_input, job.output, "error",
                                      error=f"{job.display_input}: output {job.output} is also the output of {seen[key]}"))
             continue
         seen[key] = job.display_input
         unique.append(job)
-    return unique, errors
+    return unique
+
+
+def _templated_job(template: str, used: set[str], path: Path, folder: Path | None, tag: str) -> ResizeJob:
+    """A job whose output is ``template`` filled in now, or once the output size is known (``fields``)."""
+    fields = input_fields(path, folder, tag)
+    if used & SIZE_FIELDS:
+        return ResizeJob(str(path), template, str(path), fields=fields)
+    return ResizeJob(str(path), expand(template, fields), str(path))
 
 
 # --------------------------------------------------------------------------- resizing
@@ -286,7 +245,14 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
 
 def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
                 require_pairing: bool = False) -> tuple[Method, ResizeRequest]:
-    """The method and request for one picture.
+    """The method and request for one picture (:func:`plan_picture` without the box plan)."""
+    method, request, _ = plan_picture(picture, direction, spec, requested, require_pairing)
+    return method, request
+
+
+def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
+                 require_pairing: bool = False) -> tuple[Method, ResizeRequest, SizePlan | None]:
+    """The method, request and size plan (None: a paired restore) for one picture.
 
     ``up`` of a paired thumbnail (pairing metadata, :mod:`resizer.pairing`, and the size
     it was made at) uses the partner upscaler and restores the original size, when no
@@ -304,7 +270,7 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requeste
                 and requested in (None, pairing.method)
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
             method = get_method(pairing.method)
-            return method, ResizeRequest("up", pairing.original_size, pairing.scale)
+            return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
         if require_pairing:
             reason = "no resizer pairing metadata" if pairing is None else (
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
@@ -312,10 +278,10 @@ def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requeste
             raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn'; "
                                "enlarge ordinary images with 'resizer up --scale S'")
     if spec.empty:
-        raise UsageError("give one of --scale, --width or --height (only thumbnails made by a paired method, "
+        raise UsageError("give one of --scale, --width, --height, --fit or --fill (only thumbnails made by a paired method, "
                          "such as 'down --method car', know their original size)")
-    size, scale = output_size(picture.width, picture.height, direction, spec)
-    return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, size, scale)
+    plan = plan_size(*source_size(picture), direction, spec)
+    return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, plan.size, plan.scale), plan
 
 
 def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> None:
@@ -332,15 +298,28 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point."""
+    resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels)
+    return resized, chosen
+
+
+def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
+                   run: RunOptions | None = None, require_pairing: bool = False,
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method, bool]:
+    """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped)."""
     if method is None and run is not None and run.weights:
         from .weights.infer import infer_method
 
         method = infer_method(run.weights)  # the file says what reads it
-    chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
+    chosen, request, plan = plan_picture(picture, direction, spec, method, require_pairing)
     check_output_size(request.size, max_output_pixels)
-    chosen.validate(request, run)
-    resized = chosen.resize(picture, request, run or RunOptions())
-    return _without_stale_pairing(resized, picture), chosen
+    if plan is not None and plan.keep:
+        resized = copy.copy(picture)  # the caller's picture keeps its own metadata object
+    else:
+        chosen.validate(request, run)
+        resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
+    if plan is not None and plan.crop is not None:
+        resized = crop_picture(resized, plan.crop, spec.gravity)
+    return _without_stale_pairing(resized, picture), chosen, not (plan is not None and plan.keep)
 
 
 def _without_stale_pairing(resized: Picture, source: Picture) -> Picture:
@@ -401,13 +380,43 @@ def _read_source(job: ResizeJob, stdin: bytes | None) -> str | bytes:
 
 def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt: str | None, stdout) -> None:
     if job.output == STDIO:
-        data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip)
+        data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip,
+                              options=settings.encode)
         (stdout or sys.stdout.buffer).write(data)
         (stdout or sys.stdout.buffer).flush()
         return
     # without --overwrite the name is created exclusively: another process may create it meanwhile
     save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
-                 overwrite=settings.overwrite)
+                 overwrite=settings.overwrite, options=settings.encode)
+
+
+def _animation_format(job: ResizeJob, settings: BatchSettings, picture: Picture, result: FileResult) -> str | None:
+    """The output's Pillow format when an animation stays one (:mod:`resizer.animation`), else None."""
+    if picture.metadata.frames <= 1:
+        return None
+    fmt = output_format(None if job.output == STDIO else job.output, _format_for(job, settings, picture))
+    if not plays(picture, fmt):
+        result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
+        return None
+    check_method(get_method(settings.method or DEFAULT_METHOD[settings.direction]), job.display_input)
+    return fmt
+
+
+def _write_animation(job: ResizeJob, settings: BatchSettings, source: str | bytes, first: Picture, fmt: str,
+                     stdout) -> None:
+    def resize(frame: Picture) -> Picture:
+        return resize_planned(frame, settings.direction, settings.size, settings.method, settings.run, False,
+                              settings.max_output_pixels)[0]
+
+    frames, durations, loop = resize_frames(source, first, resize, job.display_input)
+    options = dict(quality=settings.quality, strip=settings.strip, lossless=bool(settings.encode and settings.encode.lossless))
+    if job.output == STDIO:
+        buffer = io.BytesIO()
+        encode_frames(frames, durations, loop, fmt, buffer, **options)
+        (stdout or sys.stdout.buffer).write(buffer.getvalue())
+        (stdout or sys.stdout.buffer).flush()
+        return
+    save_frames(frames, durations, loop, fmt, job.output, overwrite=settings.overwrite, **options)
 
 
 def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = None,
@@ -419,17 +428,32 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
     started = time.perf_counter()
     result = FileResult(job.display_input, job.output, "error")
     try:
-        if not _check_output(job, settings, result):
+        if job.fields is None and not _check_output(job, settings, result):
             return result
-        picture = load_picture(_read_source(job, stdin), max_pixels=settings.max_pixels, name=job.display_input)
-        result.input_size = (picture.width, picture.height)
-        if picture.metadata.frames > 1:
-            result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
-        resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run,
-                                         settings.require_pairing, settings.max_output_pixels)
+        hint = shrink_hint(settings.direction, settings.size, settings.method or DEFAULT_METHOD[settings.direction],
+                           settings.shrink_on_load)
+        source = _read_source(job, stdin)
+        picture = load_picture(source, max_pixels=settings.max_pixels, name=job.display_input, shrink=hint)
+        result.input_size = source_size(picture)
+        animated = _animation_format(job, settings, picture, result)
+        resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
+                                                         settings.run, settings.require_pairing,
+                                                         settings.max_output_pixels)
         result.method = method.name
+        resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
+                                             strip_gps=settings.strip_gps, label=job.display_input)
+        result.warnings.extend(notes)
         result.output_size = (resized.width, resized.height)
-        _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
+        if job.fields is not None:  # an -o template with {width}/{height}/{method}
+            job = dataclasses.replace(job, output=expand(job.output, {**job.fields, "width": resized.width,
+                                                                       "height": resized.height, "method": method.name}))
+            result.output = job.output
+            if not _check_output(job, settings, result):
+                return result
+        if animated is not None:
+            _write_animation(job, settings, source, resized, animated, stdout)
+        else:
+            _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
         result.status = "ok"
     except UsageError as exc:
         result.error = str(exc) if job.display_input in str(exc) else f"{job.display_input}: {exc}"
@@ -523,6 +547,7 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
     and SIGHUP stop the batch like Ctrl-C (``Terminated``, a ``KeyboardInterrupt``).
     """
     with _terminate_as_interrupt():
+        settings.size.check_direction(settings.direction)
         jobs, planning_errors = plan_jobs(inputs, settings)
         if jobs:
             settings = with_weights_resolved(settings)

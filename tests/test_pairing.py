@@ -187,7 +187,7 @@ def test_thumbnails_of_a_folder(use_car: Path, tmp_path: Path) -> None:
     Image.fromarray(synthetic_photo(42, 58, seed=2)).save(folder / "sub" / "b.jpg")
     result = run("down", str(folder), "--scale", "2", "--method", "car", "--json")
     assert result.exit_code == 0, result.output
-    outputs = [json.loads(line)["output"] for line in result.output.splitlines()]
+    outputs = [json.loads(line)["output"] for line in result.stdout.splitlines()]
     assert len(outputs) == 2
     for out in outputs:
         assert read_pairing(load_picture(out).metadata.text).method == "car"

@@ -37,7 +37,8 @@ def records(stdout: str) -> list[dict]:
 
 
 def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
+    """The lines of ``stderr`` but the end-of-batch summary ("3 written, 0 skipped, 1 failed in 0.1 s")."""
+    return [line for line in stderr.splitlines() if line.strip() and " written, " not in line]
 
 
 # --------------------------------------------------------------------------- a file cannot kill the batch

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 import traceback
 from typing import Annotated, List, Optional
 
 import typer
 
+from ..batch_output import FolderSelection, summary_line
 from ..errors import ResizerError, UsageError
-from ..geometry import round_half_up
-from ..image_io import DEFAULT_MAX_PIXELS
+from ..geometry import parse_box, parse_scale, round_half_up
+from ..image_io import DEFAULT_MAX_PIXELS, EncodeOptions
+from ..image_io.write import SUBSAMPLINGS
 from ..methods import RunOptions
 from ..pipeline import BatchSettings, FileResult, SizeSpec, run_batch
 from .app import (
@@ -34,7 +37,7 @@ from .app import (
 )
 
 InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", show_default=False)]
-ScaleOpt = Annotated[Optional[float], typer.Option("--scale", "-s", help="Factor: 'down --scale 4' gives a quarter of the size.")]
+ScaleOpt = Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1 ('down --scale 4' gives a quarter of the size), or a percentage of the input size ('--scale 25%').", show_default=False)]
 WidthOpt = Annotated[Optional[int], typer.Option("--width", "-W", help="Output width in pixels; the height keeps the aspect ratio.")]
 HeightOpt = Annotated[Optional[int], typer.Option("--height", "-H", help="Output height in pixels; the width keeps the aspect ratio.")]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="Resizing method (see 'resizer methods').")]
@@ -46,6 +49,22 @@ SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whos
 StripOpt = Annotated[bool, typer.Option("--strip", help="Drop ICC profile, EXIF, DPI and XMP from the output.")]
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this (decompression bombs).")]
 MaxOutputPixelsOpt = Annotated[int, typer.Option("--max-output-pixels", min=1, help="Refuse to make outputs with more pixels than this (checked before resizing).")]
+# box geometry (issue 17): sizes that follow each input's shape
+FitOpt = Annotated[Optional[str], typer.Option("--fit", help="Largest size inside the box WxH, aspect kept ('320x' or 'x240': one side free). 'down' never enlarges, 'up' never shrinks.", show_default=False)]
+FillOpt = Annotated[Optional[str], typer.Option("--fill", help="Cover the box WxH, then crop to it (see --gravity).", show_default=False)]
+GravityOpt = Annotated[str, typer.Option("--gravity", help="Where --fill crops: centre, north, south, east, west, north-east, north-west, south-east, south-west, or attention (the most salient region).")]
+ShrinkOnLoadOpt = Annotated[bool, typer.Option("--shrink-on-load/--no-shrink-on-load", help="Large JPEG reductions decode at 1/2, 1/4 or 1/8 size in the DCT domain (faster, less memory; within 0.5 dB of the exact path).")]
+OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --width/--height': inputs already smaller keep their size (still written in the output format).")]
+# colour and metadata of outputs (issue 17)
+SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded ICC profile to sRGB (perceptual) and tag the output sRGB (untagged with --strip).")]
+StripGpsOpt = Annotated[bool, typer.Option("--strip-gps/--keep-gps", help="Drop the GPS location (EXIF and XMP) from outputs; the rest of the EXIF is kept.")]
+ProgressiveOpt = Annotated[bool, typer.Option("--progressive", help="JPEG outputs: progressive scans.")]
+SubsamplingOpt = Annotated[Optional[str], typer.Option("--subsampling", help="JPEG outputs: chroma subsampling 4:4:4, 4:2:2 or 4:2:0 (default 4:2:0).", show_default=False)]
+LosslessOpt = Annotated[bool, typer.Option("--lossless", help="WebP outputs: lossless (--quality is then the compression effort).")]
+# batches (issue 17)
+IncludeOpt = Annotated[Optional[List[str]], typer.Option("--include", help="Folders: only files matching this glob (path inside the folder or name; repeatable).", show_default=False)]
+ExcludeOpt = Annotated[Optional[List[str]], typer.Option("--exclude", help="Folders: skip files matching this glob (repeatable).", show_default=False)]
+HiddenOpt = Annotated[bool, typer.Option("--hidden", help="Folders: also read hidden files and folders (names starting with a dot).")]
 JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Files processed at once (default: all cores for classical methods).")]
 
 
@@ -64,6 +83,30 @@ def _report(results_json: bool, quiet: bool):
             print(f"resizer: skipped: {result.error} (use --overwrite to replace it)", file=sys.stderr)
 
     return on_result
+
+
+def size_spec(direction: str, scale: str | None, width: int | None, height: int | None, fit: str | None,
+              fill: str | None, gravity: str, only_shrink: bool, max_output_pixels: int) -> SizeSpec:
+    """The ``SizeSpec`` of the size options, checked against the direction and the output limit."""
+    factor, percent = parse_scale(scale)
+    spec = SizeSpec(scale=factor, percent=percent, width=width, height=height, fit=parse_box(fit, "--fit"),
+                    fill=parse_box(fill, "--fill", partial=False), gravity=gravity, only_shrink=only_shrink)
+    spec.check_direction(direction)  # type: ignore[arg-type]
+    check_size_options(direction, factor, width, height, max_output_pixels)
+    for box in (spec.fit, spec.fill):
+        if box is not None and (box[0] or 1) * (box[1] or 1) > max_output_pixels:
+            raise UsageError(f"the box {box[0] or ''}x{box[1] or ''} has more than {max_output_pixels} pixels "
+                             "(--max-output-pixels)")
+    return spec
+
+
+def encode_options(progressive: bool, subsampling: str | None, lossless: bool) -> EncodeOptions | None:
+    """The per-format options, or None when none is given (the writers' defaults)."""
+    if subsampling is not None and subsampling.strip() not in SUBSAMPLINGS:
+        raise UsageError(f"--subsampling {subsampling}: give one of {', '.join(SUBSAMPLINGS)}")
+    if not (progressive or subsampling or lossless):
+        return None
+    return EncodeOptions(progressive, subsampling.strip() if subsampling else None, lossless)
 
 
 def check_size_options(direction: str, scale: float | None, width: int | None, height: int | None,
@@ -87,20 +130,20 @@ def check_size_options(direction: str, scale: float | None, width: int | None, h
                          "pixels (--max-output-pixels)")
 
 
-def _run(direction: str, inputs: list[str], *, scale, width, height, method, output, fmt, quality, overwrite,
+def _run(direction: str, inputs: list[str], *, scale, width, height, box, batch, method, output, fmt, quality, overwrite,
          skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, as_json, quiet,
          debug) -> None:
     def settings() -> BatchSettings:
-        check_size_options(direction, scale, width, height, max_output_pixels)
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
-            size=SizeSpec(scale=scale, width=width, height=height),
+            size=size_spec(direction, scale, width, height, max_output_pixels=max_output_pixels, **box),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
             jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+            **{**batch, "encode": encode_options(*batch["encode"])},
         )
         if made.size.empty and direction == "down":
-            raise UsageError("give one of --scale, --width or --height")
+            raise UsageError("give one of --scale, --width, --height, --fit or --fill")
         return made
 
     execute_batch(settings, inputs, as_json=as_json, quiet=quiet, debug=debug)
@@ -112,6 +155,7 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
     ``make_settings()`` runs inside the error handling, so a bad option is a one-line
     usage error like any other. Shared by ``down``/``up`` and ``encode``/``decode``.
     """
+    started = time.perf_counter()
     try:
         with library_warnings(debug):
             settings = make_settings()
@@ -136,6 +180,8 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
                 print(f"resizer: debug: {result.to_json()}", file=sys.stderr)
                 if result.detail:
                     print(result.detail, end="", file=sys.stderr)
+    if not quiet and (len(inputs) > 1 or _has_folder(inputs)):
+        print(f"resizer: {summary_line((r.status for r in results), time.perf_counter() - started)}", file=sys.stderr)
     failed = [r for r in results if r.status == "error"]
     if failed and all(r.usage_error for r in failed):
         raise typer.Exit(EXIT_USAGE)  # e.g. 'up' without a size of an image that has no pairing metadata
@@ -178,6 +224,19 @@ def _make_command(direction: str, help_text: str):
         overwrite: OverwriteOpt = False,
         skip_existing: SkipOpt = False,
         strip: StripOpt = False,
+        fit: FitOpt = None,
+        fill: FillOpt = None,
+        gravity: GravityOpt = "centre",
+        only_shrink: OnlyShrinkOpt = False,
+        shrink_on_load: ShrinkOnLoadOpt = True,
+        srgb: SrgbOpt = False,
+        strip_gps: StripGpsOpt = True,
+        progressive: ProgressiveOpt = False,
+        subsampling: SubsamplingOpt = None,
+        lossless: LosslessOpt = False,
+        include: IncludeOpt = None,
+        exclude: ExcludeOpt = None,
+        hidden: HiddenOpt = False,
         max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
         max_output_pixels: MaxOutputPixelsOpt = DEFAULT_MAX_PIXELS,
         jobs: JobsOpt = None,
@@ -189,7 +248,11 @@ def _make_command(direction: str, help_text: str):
         quiet: QuietOpt = False,
         debug: DebugOpt = False,
     ) -> None:
-        _run(direction, inputs, scale=scale, width=width, height=height, method=method, output=output, fmt=fmt,
+        box = dict(fit=fit, fill=fill, gravity=gravity, only_shrink=only_shrink)
+        selection = FolderSelection(tuple(include or ()), tuple(exclude or ()), hidden)
+        selection = dict(selection=selection, shrink_on_load=shrink_on_load, srgb=srgb, strip_gps=strip_gps,
+                         encode=(progressive, subsampling, lossless))
+        _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
              weights=weights, as_json=as_json, quiet=quiet, debug=debug)

@@ -18,12 +18,13 @@ import threading
 import warnings
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageReadError
+from .heif import HEIF_EXTRA_HINT, heif_available, is_heif_header
 from .metadata import read_metadata, split_xmp
 from .orientation import orient_array, orientation_of
 from .picture import Metadata, Picture, _PillowPicture, detach, normalise_mode
@@ -31,18 +32,26 @@ from .picture import Metadata, Picture, _PillowPicture, detach, normalise_mode
 DEFAULT_MAX_PIXELS = 200_000_000  # ~14k x 14k; refuse decompression bombs above this
 
 
-def load_picture(source: str | Path | bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> Picture:
+# ``shrink(width, height)`` -> the smallest (width, height) worth decoding, or None for every pixel
+ShrinkHint = Callable[[int, int], "tuple[int, int] | None"]
+
+
+def load_picture(source: str | Path | bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None,
+                 shrink: ShrinkHint | None = None) -> Picture:
     """Read an image file (or its bytes) into a ``Picture``; raises ``ImageReadError``.
 
     ``name`` labels messages (e.g. "<stdin>" for bytes). The image size is checked against
     ``max_pixels`` from the header, before any pixel is decoded (None: no limit).
+    ``shrink`` (shrink-on-load, :mod:`resizer.shrink_on_load`) is asked with the upright
+    size; JPEGs are then decoded in the DCT domain at 1/2, 1/4 or 1/8 of it, never below the
+    size it returns, and ``metadata.full_size`` keeps the file's size.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = name or "<stdin>"
         data = bytes(source)
         if not data:
             raise ImageReadError(f"{label}: empty file (0 bytes)")
-        return _load(io.BytesIO(data), label, max_pixels)
+        return _load(io.BytesIO(data), label, max_pixels, shrink)
     path = Path(source)
     label = name or str(source)
     try:
@@ -64,7 +73,7 @@ def load_picture(source: str | Path | bytes, *, max_pixels: int | None = DEFAULT
             raise ImageReadError(f"{label}: empty file (0 bytes)")
         if path.is_dir():  # pragma: no cover - platforms where open() succeeds on folders
             raise ImageReadError(f"{label}: is a directory, not an image")
-        return _load(handle, label, max_pixels)
+        return _load(handle, label, max_pixels, shrink)
 
 
 _LIMIT_LOCK = threading.Lock()
@@ -93,6 +102,12 @@ def _open(fp: IO[bytes], label: str) -> Image.Image:
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
+        fp.seek(0)
+        if is_heif_header(fp.read(12)):
+            fp.seek(0)
+            if not heif_available():
+                raise ImageReadError(f"{label}: HEIC/HEIF {HEIF_EXTRA_HINT}") from None
+            return Image.open(fp)
         raise ImageReadError(f"{label}: not an image (or a format resizer cannot read)") from None
 
 
@@ -100,7 +115,7 @@ def _limit_message(label: str, width: int, height: int, max_pixels: int) -> str:
     return f"{label}: {width}x{height} pixels exceeds the limit of {max_pixels} (--max-pixels)"
 
 
-def _load(fp: IO[bytes], label: str, max_pixels: int | None) -> Picture:
+def _load(fp: IO[bytes], label: str, max_pixels: int | None, shrink: ShrinkHint | None = None) -> Picture:
     head = fp.read(4)
     fp.seek(0)
     try:
@@ -116,7 +131,11 @@ def _load(fp: IO[bytes], label: str, max_pixels: int | None) -> Picture:
     if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(_limit_message(label, width, height, max_pixels))
     try:
-        return _decode(image, fp, label)
+        full_size = _draft(image, shrink) if shrink is not None else None
+        picture = _decode(image, fp, label)
+        if full_size is not None:
+            picture.metadata.full_size = full_size
+        return picture
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -125,6 +144,21 @@ def _load(fp: IO[bytes], label: str, max_pixels: int | None) -> Picture:
         raise ImageReadError(f"{label}: {width}x{height} pixels do not fit in memory") from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error) as exc:
         raise ImageReadError(f"{label}: truncated or corrupt {image.format or 'image'} data ({exc})") from None
+
+
+def _draft(image: Image.Image, shrink: ShrinkHint) -> tuple[int, int] | None:
+    """Let a JPEG decode at a reduced size (DCT scaling); the upright full size if it will, else None."""
+    if image.format not in ("JPEG", "MPO") or image.mode not in ("L", "RGB", "CMYK"):
+        return None
+    turned = orientation_of(image) in (5, 6, 7, 8)
+    upright = (image.height, image.width) if turned else image.size
+    wanted = shrink(*upright)
+    if wanted is None:
+        return None
+    stored = (wanted[1], wanted[0]) if turned else wanted
+    before = image.size
+    image.draft(image.mode, stored)
+    return upright if image.size != before else None
 
 
 def _count_frames(image: Image.Image) -> int:

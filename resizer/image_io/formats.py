@@ -17,6 +17,7 @@ _WRITE_FORMATS: dict[str, str] = {
     "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "jfif": "JPEG", "webp": "WEBP",
     "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF", "ppm": "PPM", "pgm": "PPM", "pnm": "PPM",
 }
+_WRITE_FORMATS.update({"heic": "HEIF", "heif": "HEIF"})  # through pillow-heif (extra 'heif'), loaded when used
 if features.check("avif"):
     _WRITE_FORMATS["avif"] = "AVIF"
 if features.check("jpg_2000"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from PIL import Image
 
@@ -124,7 +123,7 @@ def xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
     """
     if not text:
         return xmp
-    attributes = "".join(f' resizer:{_TEXT_KEY.match(k).group(1)}="{escape(v, {chr(34): "&quot;"})}"'
+    attributes = "".join(f' resizer:{_TEXT_KEY.match(k).group(1)}="{_attribute(v)}"'
                          for k, v in text.items())
     block = f'<rdf:Description rdf:about="" xmlns:resizer="{RESIZER_XMP_NS}"{attributes}/>'.encode()
     if xmp and b"</rdf:RDF>" in xmp:
@@ -132,3 +131,32 @@ def xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
         return xmp[:at] + block + xmp[at:]
     return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             + block + b'</rdf:RDF></x:xmpmeta>')
+
+
+def _attribute(value: str) -> str:
+    """``value`` escaped for a double-quoted XML attribute (``xml.sax.saxutils`` would import urllib and http)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+GPS_IFD = 0x8825
+_XMP_GPS_ATTRIBUTE = re.compile(rb'\s+exif:GPS\w+="[^"]*"')
+_XMP_GPS_ELEMENT = re.compile(rb"<exif:(GPS\w+)\b[^>]*?(?:/>|>.*?</exif:\1>)", re.S)
+
+
+def without_gps(exif: bytes | None, xmp: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """EXIF without its GPS IFD and XMP without ``exif:GPS*`` properties: no location in outputs.
+
+    Blocks without GPS come back byte for byte; EXIF with GPS is rewritten by Pillow.
+    """
+    if exif and exif.startswith(EXIF_PREFIX):
+        try:
+            parsed = Image.Exif()
+            parsed.load(exif)
+            if GPS_IFD in parsed:
+                del parsed[GPS_IFD]
+                exif = parsed.tobytes()
+        except Exception:  # unreadable EXIF: drop it rather than risk leaking a location
+            exif = None
+    if xmp and b"GPS" in xmp:
+        xmp = _XMP_GPS_ELEMENT.sub(b"", _XMP_GPS_ATTRIBUTE.sub(b"", xmp))
+    return exif, xmp

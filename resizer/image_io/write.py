@@ -13,6 +13,7 @@ import io
 import math
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,10 +23,21 @@ from PIL import Image, PngImagePlugin
 from ..errors import ImageWriteError
 from ..files import atomic_path
 from .formats import output_format
+from .heif import HEIF_EXTRA_HINT, HEIF_QUALITY, heif_available
 from .metadata import check_text, xmp_with_text
 from .orientation import ORIENTATION_TAG
 from .picture import Metadata, Picture, array_to_pil, picture_to_pil, to_8bit
 
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Per-format choices users ask for; each is ignored by formats it does not apply to."""
+
+    progressive: bool = False  # JPEG: progressive scans (a blurry whole first, on slow links)
+    subsampling: str | None = None  # JPEG chroma: "4:4:4", "4:2:2" or "4:2:0" (None: libjpeg's 4:2:0)
+    lossless: bool = False  # WebP: lossless (``quality`` is then the compression effort)
+
+
+SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NO_ALPHA = {"JPEG", "PPM"}
 JPEG_QUALITY = 92
@@ -34,7 +46,7 @@ AVIF_QUALITY = 85
 
 
 def save_picture(picture: Picture, path: str | Path, *, format: str | None = None, quality: int | None = None,
-                 strip: bool = False, overwrite: bool = False) -> None:
+                 strip: bool = False, overwrite: bool = False, options: EncodeOptions | None = None) -> None:
     """Write atomically (:func:`resizer.files.atomic_path`); raises ``ImageWriteError``.
 
     The format comes from ``format`` or the suffix. Missing folders are created. On any
@@ -57,27 +69,29 @@ def save_picture(picture: Picture, path: str | Path, *, format: str | None = Non
         with atomic_path(path, suffix=".part", replace=overwrite) as temp:
             temp_made = True
             with open(temp, "wb") as handle:
-                _encode_into(picture, fmt, handle, quality=quality, strip=strip, label=str(path))
+                _encode_into(picture, fmt, handle, quality=quality, strip=strip, label=str(path), options=options)
     except OSError as exc:
         where = "write" if temp_made else f"write into {folder}"
         raise ImageWriteError(f"{path}: cannot {where} ({exc.strerror or exc})") from None
 
 
-def encode_picture(picture: Picture, format: str, *, quality: int | None = None, strip: bool = False) -> bytes:
+def encode_picture(picture: Picture, format: str, *, quality: int | None = None, strip: bool = False,
+                   options: EncodeOptions | None = None) -> bytes:
     """Encode to bytes in ``format`` (for standard output)."""
     fmt = output_format(None, format)
     buffer = io.BytesIO()
-    _encode_into(picture, fmt, buffer, quality=quality, strip=strip, label="<stdout>")
+    _encode_into(picture, fmt, buffer, quality=quality, strip=strip, label="<stdout>", options=options)
     return buffer.getvalue()
 
 
 def _encode_into(picture: Picture, fmt: str, handle: IO[bytes], *, quality: int | None, strip: bool,
-                 label: str) -> None:
+                 label: str, options: EncodeOptions | None = None) -> None:
     meta = picture.metadata
     check_text(meta.text)
     if quality is not None and not 1 <= quality <= 100:
         raise ImageWriteError(f"{label}: quality must be 1..100, not {quality}")
     params = _save_params(meta, fmt, quality, strip)
+    params.update(_option_params(fmt, options))
     try:
         if picture.bit_depth == 16 and picture.channels > 1 and fmt == "PNG":
             _write_png16(picture.pixels, handle, params)
@@ -85,6 +99,8 @@ def _encode_into(picture: Picture, fmt: str, handle: IO[bytes], *, quality: int 
         if picture.bit_depth == 16 and picture.channels > 1 and fmt == "TIFF":
             _write_tiff16(picture.pixels, handle, meta, strip, label)
             return
+        if fmt == "HEIF" and not heif_available():
+            raise ImageWriteError(f"{label}: writing HEIC/HEIF {HEIF_EXTRA_HINT}")
         image = _image_for(picture, fmt)
         image.save(handle, fmt, **params)
     except (ValueError, KeyError, TypeError, RuntimeError, struct.error, zlib.error) as exc:
@@ -127,7 +143,7 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
         if dpi:
             params["dpi"] = dpi
         return params
-    if fmt in ("JPEG", "WEBP", "AVIF", "TIFF"):
+    if fmt in ("JPEG", "WEBP", "AVIF", "TIFF", "HEIF"):
         xmp = xmp_with_text(xmp, meta.text)
         if icc:
             params["icc_profile"] = icc
@@ -145,7 +161,7 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
                 params["exif"] = exif
             if xmp:
                 params["xmp"] = xmp
-        default_quality = {"JPEG": JPEG_QUALITY, "WEBP": WEBP_QUALITY, "AVIF": AVIF_QUALITY}.get(fmt)
+        default_quality = {"JPEG": JPEG_QUALITY, "WEBP": WEBP_QUALITY, "AVIF": AVIF_QUALITY, "HEIF": HEIF_QUALITY}.get(fmt)
         if default_quality is not None:
             params["quality"] = quality if quality is not None else default_quality
         if fmt == "JPEG":  # optimized Huffman tables: the same pixels in 4-12 % fewer bytes
@@ -159,6 +175,20 @@ def _save_params(meta: Metadata, fmt: str, quality: int | None, strip: bool) -> 
         params.update(_jpeg2000_quality(quality if quality is not None else JPEG_QUALITY))
     if dpi and fmt in ("JPEG", "TIFF", "BMP"):
         params["dpi"] = tuple(round(v) for v in dpi) if fmt == "JPEG" else dpi
+    return params
+
+
+def _option_params(fmt: str, options: EncodeOptions | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    params: dict[str, Any] = {}
+    if fmt == "JPEG":
+        if options.progressive:
+            params["progressive"] = True
+        if options.subsampling is not None:
+            params["subsampling"] = options.subsampling
+    if fmt == "WEBP" and options.lossless:
+        params["lossless"] = True
     return params
 
 
