@@ -247,7 +247,7 @@ def plan_size(width: int, height: int, direction: Direction, spec: SizeSpec) -> 
         if spec.only_shrink:
             return SizePlan((width, height), 1.0, keep=True)
         wrong = "larger" if direction == "down" else "smaller"
-        raise ResizerError(
+        raise UsageError(  # the request is wrong for this input, not the input: exit 2
             f"{size[0]}x{size[1]} is {wrong} than the input {width}x{height}; "
             f"use 'resizer {'up' if direction == 'down' else 'down'}'" + (" or --only-shrink" if direction == "down" else "")
         )

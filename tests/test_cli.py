@@ -84,7 +84,7 @@ def test_width_keeps_aspect_and_down_refuses_to_enlarge(tmp_path: Path) -> None:
     assert run("down", str(src), "--width", "64", "-o", str(tmp_path / "w.png")).exit_code == 0
     assert size_of(tmp_path / "w.png") == (64, 48)
     result = run("down", str(src), "--width", "256", "-o", str(tmp_path / "big.png"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error: the direction contradicts the size asked for
     assert "larger than the input" in result.stderr and "resizer up" in result.stderr
     assert not (tmp_path / "big.png").exists()
 

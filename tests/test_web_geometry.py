@@ -132,7 +132,7 @@ def test_only_shrink_keeps_narrower_inputs(tmp_path) -> None:
     make(folder / "wide.png", (400, 300))
     make(folder / "narrow.png", (250, 360))
     without = run("down", str(folder), "--width", "320", "-o", str(tmp_path / "a"))
-    assert without.exit_code == 1 and "--only-shrink" in without.stderr
+    assert without.exit_code == 2 and "--only-shrink" in without.stderr
     result = run("down", str(folder), "--width", "320", "--only-shrink", "-o", str(tmp_path / "b"), "--json")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "b" / "narrow.png").size == (250, 360)
