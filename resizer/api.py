@@ -30,8 +30,10 @@ from .errors import ImageReadError, ResizerError, UsageError
 from .image_io import (DEFAULT_MAX_PIXELS, Metadata, Picture, encode_picture, load_picture, picture_from_pil,
                        picture_to_pil, source_output_format, to_8bit)
 from .methods import Direction, Method, RunOptions
-from .pipeline import SizeSpec, resize_picture
+from .geometry import SizeSpec, fit_ratio, parse_box
+from .pipeline import resize_picture
 
+Box = Union[str, tuple]  # "320x240", "320x", (320, 240), (320, None)
 ImageLike = Union[Image.Image, np.ndarray, Picture, bytes, str, os.PathLike]
 T = TypeVar("T", Image.Image, np.ndarray, Picture, bytes)
 
@@ -70,23 +72,28 @@ class Resizer:
         return f"Resizer(method={self.method!r}, options={self.options!r})"
 
     def __call__(self, image: T | str | os.PathLike, *, scale: float | None = None, width: int | None = None,
-                 height: int | None = None, direction: Direction | None = None) -> T | Picture:
+                 height: int | None = None, fit: Box | None = None, fill: Box | None = None,
+                 gravity: str = "centre", direction: Direction | None = None) -> T | Picture:
         """Resize ``image``; the result is of the kind given (a path gives a :class:`Picture`).
 
         Give one of ``scale`` (the factor applied to both sides: 0.5 halves, 2 doubles),
-        ``width`` or ``height`` (the other side keeps the aspect ratio). ``direction``
+        ``width`` or ``height`` (the other side keeps the aspect ratio), ``fit`` (the largest
+        size inside a box: ``(320, 240)``, ``"320x240"``, or ``"320x"`` with a free side) or
+        ``fill`` (cover the box, then crop to it where ``gravity`` says: ``centre``, a compass
+        point such as ``north-east``, or ``attention`` for the most salient region). ``direction``
         (``"down"``/``"up"``) is only needed for a paired thumbnail's restore, which takes
         no size: ``direction="up"`` alone restores a ``down --method car`` thumbnail.
         """
         picture = as_picture(image)
-        target = _target(picture, scale, width, height, direction)
+        target = _target(picture, SizeAsked(scale, width, height, fit, fill, gravity), direction)
         resized, self.last_method = resize_picture(picture, target.direction, target.spec, self.method,
                                                    self.options, max_output_pixels=self.max_output_pixels)
         return like(image, resized)
 
 
 def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: int | None = None,
-           height: int | None = None, direction: Direction | None = None, method: str | None = None,
+           height: int | None = None, fit: Box | None = None, fill: Box | None = None, gravity: str = "centre",
+           direction: Direction | None = None, method: str | None = None,
            device: str = "auto", precision: str | None = None, tile: int | None = None,
            weights: str | None = None, max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> T | Picture:
     """Resize a Pillow image, NumPy array, :class:`Picture`, path or file bytes; return the same kind.
@@ -105,39 +112,76 @@ def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: i
     (32, 24)
     """
     return Resizer(method, device=device, precision=precision, tile=tile, weights=weights,
-                   max_output_pixels=max_output_pixels)(image, scale=scale, width=width, height=height,
-                                                        direction=direction)
+                   max_output_pixels=max_output_pixels)(image, scale=scale, width=width, height=height, fit=fit,
+                                                        fill=fill, gravity=gravity, direction=direction)
 
 
 # --------------------------------------------------------------------------- direction and size
 
 
-def _target(picture: Picture, scale: float | None, width: int | None, height: int | None,
-            direction: Direction | None) -> _Target:
+@dataclass(frozen=True)
+class SizeAsked:
+    """The size arguments of one call, before the direction is known."""
+
+    scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fit: Box | None = None
+    fill: Box | None = None
+    gravity: str = "centre"
+
+
+def _box(value: Box | None, name: str, partial: bool) -> tuple[int | None, int | None] | None:
+    """``"320x240"`` or ``(320, 240)`` (a free side: ``"320x"`` / ``(320, None)``, for ``fit`` only)."""
+    if value is None or isinstance(value, str):
+        return parse_box(value, name, partial=partial)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise UsageError(f"{name} is (width, height) or 'WIDTHxHEIGHT', not {value!r}")
+    return parse_box("x".join("" if v is None else str(int(v)) for v in value), name, partial=partial)
+
+
+def _target(picture: Picture, asked: SizeAsked, direction: Direction | None) -> _Target:
     """The direction implied by the size asked for (``direction`` must agree) and the pipeline's spec."""
     if direction is not None and direction not in ("down", "up"):
         raise UsageError(f"direction must be 'down' or 'up', not {direction!r}")
-    if sum(v is not None for v in (scale, width, height)) > 1:
-        raise UsageError("give only one of scale, width and height")
-    if scale is not None:
-        if not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale <= 0:
-            raise UsageError(f"scale must be a positive number, not {scale!r}")
-        implied: Direction | None = "down" if scale < 1 else "up" if scale > 1 else None
-        spec = SizeSpec(scale=1.0 / scale) if implied == "down" else SizeSpec(scale=float(scale))
-    elif width is not None or height is not None:
-        ratio = width / picture.width if width is not None else height / picture.height  # type: ignore[operator]
-        implied = "down" if ratio < 1 else "up" if ratio > 1 else None
-        spec = SizeSpec(width=width, height=height)
-    else:
+    given = [v for v in (asked.scale, asked.width, asked.height, asked.fit, asked.fill) if v is not None]
+    if len(given) > 1:
+        raise UsageError("give only one of scale, width, height, fit and fill")
+    if not given:
         if direction is None:
-            raise UsageError("give one of scale, width or height (or direction='up' to restore a paired thumbnail)")
+            raise UsageError("give one of scale, width, height, fit or fill "
+                             "(or direction='up' to restore a paired thumbnail)")
         return _Target(direction, SizeSpec())
+    ratio, spec = _ratio_and_spec(picture, asked)
+    implied: Direction | None = "down" if ratio < 1 else "up" if ratio > 1 else None
+    if asked.scale is not None and implied == "down":
+        spec = SizeSpec(scale=1.0 / asked.scale)  # the pipeline's factor is >= 1; the direction says which way
     if implied is None:
         implied = direction or "up"  # the same size: either direction gives the input's size back
     if direction is not None and direction != implied:
         raise UsageError(f"the size asked for makes the image {'smaller' if implied == 'down' else 'larger'}, "
                          f"which is not direction {direction!r}")
     return _Target(implied, spec)
+
+
+def _ratio_and_spec(picture: Picture, asked: SizeAsked) -> tuple[float, SizeSpec]:
+    """How much the request scales this picture (< 1: smaller) and its size spec."""
+    if asked.scale is not None:
+        if isinstance(asked.scale, bool) or not isinstance(asked.scale, (int, float)) \
+                or not np.isfinite(asked.scale) or asked.scale <= 0:
+            raise UsageError(f"scale must be a positive number, not {asked.scale!r}")
+        return float(asked.scale), SizeSpec(scale=float(asked.scale))
+    if asked.width is not None or asked.height is not None:
+        spec = SizeSpec(width=asked.width, height=asked.height)
+        ratio = asked.width / picture.width if asked.width is not None else asked.height / picture.height
+        return ratio, spec  # type: ignore[operator]
+    if asked.fit is not None:
+        box = _box(asked.fit, "fit", partial=True)
+        return fit_ratio(picture.width, picture.height, box), SizeSpec(fit=box)  # type: ignore[arg-type]
+    box = _box(asked.fill, "fill", partial=False)
+    assert box is not None and box[0] is not None and box[1] is not None
+    ratio = max(box[0] / picture.width, box[1] / picture.height)
+    return ratio, SizeSpec(fill=(box[0], box[1]), gravity=asked.gravity)
 
 
 # --------------------------------------------------------------------------- kinds of image

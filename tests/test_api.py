@@ -131,7 +131,7 @@ def test_one_resizer_serves_many_images_with_one_network(photo_rgb: np.ndarray) 
     ({"width": 200, "direction": "down"}, "larger, which is not direction 'down'"),
     ({"scale": 2, "width": 10}, "only one of"),
     ({"scale": -1}, "positive"),
-    ({}, "give one of scale, width or height"),
+    ({}, "give one of scale, width, height, fit or fill"),
     ({"scale": 2, "method": "nonsense"}, "nonsense"),
 ])
 def test_wrong_requests_are_usage_errors(kwargs, message, photo_rgb: np.ndarray) -> None:
@@ -186,3 +186,20 @@ def test_a_lazily_opened_pil_image_is_decoded(tmp_path: Path, photo_rgb: np.ndar
         result = resize(opened, scale=0.5, method="box")
     assert result.size == (64, 48)
     assert np.array_equal(np.asarray(result), resize(photo_rgb, scale=0.5, method="box"))
+
+
+def test_boxes_pick_the_direction_and_match_the_cli(tmp_path: Path, photo_rgb: np.ndarray) -> None:
+    image = Image.fromarray(photo_rgb)  # 128x96
+    assert resize(image, fit="64x").size == (64, 48)
+    assert resize(image, fit=(None, 24)).size == (32, 24)
+    assert resize(image, fit=(128, 200)).size == (128, 96)  # already inside: kept
+    assert resize(image, fit=(256, 256), method="bicubic").size == (256, 192)  # a larger box: up
+    filled = resize(image, fill=(40, 40), gravity="north-west", method="lanczos")
+    assert filled.size == (40, 40)
+    expected = _cli_output(tmp_path, photo_rgb, "down", "--fill", "40x40", "--gravity", "north-west",
+                           "--method", "lanczos")
+    assert np.array_equal(np.asarray(filled), expected)
+    with pytest.raises(UsageError, match="both sides"):
+        resize(image, fill="40x")
+    with pytest.raises(UsageError, match="only one of"):
+        resize(image, fit="40x40", width=10)
