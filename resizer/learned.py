@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
-from .devices import resolve_device, resolve_precision
+from .devices import resolve_device
 from .engine import downscale_tensor, upscale_tensor
 from .errors import ModelError, UsageError
 from .geometry import anchor_to, fit_to_size, upscaled_size
@@ -26,6 +26,7 @@ from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
 from .models import ModelFamily, ResamplingModel, get_family, list_families
 from .ops import imresize
+from .precision import check_precision, choose_precision
 from .tensors import pixels_to_tensor, tensor_to_pixels
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class LearnedMethod(Method):
         super().validate(request)
         if options is None:
             return
-        resolve_precision(options.precision, resolve_device(options.device))
+        check_precision(options.precision, resolve_device(options.device))
         if options.weights:
             return
         from .weights import find_entry
@@ -76,6 +77,13 @@ class LearnedMethod(Method):
 
         return load(self.name, scale, weights=options.weights, device=str(resolve_device(options.device)), task=task)
 
+    def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str]:
+        """``(device, precision)`` this request runs with: ``auto`` resolved from the weights' measurements."""
+        device = resolve_device(options.device)
+        loaded = self.load_network(request.scale, options, request.direction)
+        measured = loaded.entry.precision if loaded.entry is not None else None
+        return str(device), choose_precision(options.precision, device, measured)
+
     @property
     def draws_kernels(self) -> bool:
         """True if this family's networks can picture their kernels (``resizer kernels``)."""
@@ -85,9 +93,10 @@ class LearnedMethod(Method):
         """Load the network for ``request.scale`` (cached by the weights loader) and run it."""
         self.validate(request, options)
         model = self.load_network(request.scale, options, request.direction).model
+        device, precision = self.run_settings(request, options)
         width, height = request.size
         return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
-                               device=resolve_device(options.device), precision=options.precision)
+                               device=device, precision=precision)
 
 
 def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:
@@ -210,20 +219,20 @@ class PairedMethod(LearnedMethod):
         from .pairing import Pairing
 
         self.validate(request, options)
-        device = resolve_device(options.device)
+        device, precision = self.run_settings(request, options)
         scale = int(request.scale)
         loaded = self.load_network(scale, options, request.direction)
         model = loaded.model
         width, height = request.size
         if request.direction == "up":
             return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,
-                                   precision=options.precision, anchored=True)
+                                   precision=precision, anchored=True)
         natural = model.output_size(picture.height, picture.width, scale)
         if (natural[1], natural[0]) != (width, height):
             raise UsageError(f"method '{self.name}' makes {natural[1]}x{natural[0]} thumbnails of "
                              f"{picture.width}x{picture.height} at x{scale}, not {width}x{height}; use --scale {scale}")
         thumbnail = downscale_picture(model, picture, scale, tile=options.tile, device=device,
-                                      precision=options.precision)
+                                      precision=precision)
         pairing = Pairing(self.name, loaded.name, __version__, float(scale), (picture.width, picture.height))
         thumbnail.metadata.text.update(pairing.to_text())
         return thumbnail

@@ -44,7 +44,7 @@ class RunOptions:
 
     device: str = "auto"
     tile: int | None = None  # None: the engine's default; 0: whole image
-    precision: str = "fp32"
+    precision: str = "auto"  # resizer.precision: auto picks per weights from the manifest's measurements
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
 
 
@@ -66,6 +66,10 @@ class Method(ABC):
         """
         if request.direction not in self.directions:
             raise UsageError(f"method '{self.name}' cannot scale {request.direction}")
+
+    def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str | None]:
+        """``(device, precision)`` a request runs with (``--json`` reports them); classical: CPU, no precision."""
+        return "cpu", None
 
     @abstractmethod
     def resize(self, picture: "Picture", request: ResizeRequest, options: RunOptions) -> "Picture":

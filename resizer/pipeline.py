@@ -131,6 +131,8 @@ class FileResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
+    device: str | None = None  # where the method ran and in which precision (learned methods: after ``auto``)
+    precision: str | None = None
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
 
     def to_json(self) -> dict:
@@ -143,6 +145,8 @@ class FileResult:
             "output_size": list(self.output_size) if self.output_size else None,
             "seconds": round(self.seconds, 4),
         }
+        if self.device is not None:
+            record["device"], record["precision"] = self.device, self.precision
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -330,12 +334,18 @@ def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> N
 
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
-                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method]:
-    """Resize one in-memory picture; the Python API's simplest entry point."""
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   settings_used: dict | None = None) -> tuple[Picture, Method]:
+    """Resize one in-memory picture; the Python API's simplest entry point.
+
+    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with.
+    """
     chosen, request = plan_resize(picture, direction, spec, method, require_pairing)
     check_output_size(request.size, max_output_pixels)
     chosen.validate(request, run)
     resized = chosen.resize(picture, request, run or RunOptions())
+    if settings_used is not None:
+        settings_used["device"], settings_used["precision"] = chosen.run_settings(request, run or RunOptions())
     return _without_stale_pairing(resized, picture), chosen
 
 
@@ -421,9 +431,10 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         result.input_size = (picture.width, picture.height)
         if picture.metadata.frames > 1:
             result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
+        used: dict = {}
         resized, method = resize_picture(picture, settings.direction, settings.size, settings.method, settings.run,
-                                         settings.require_pairing, settings.max_output_pixels)
-        result.method = method.name
+                                         settings.require_pairing, settings.max_output_pixels, used)
+        result.method, result.device, result.precision = method.name, used["device"], used["precision"]
         result.output_size = (resized.width, resized.height)
         _write_output(job, settings, resized, _format_for(job, settings, picture), stdout)
         result.status = "ok"

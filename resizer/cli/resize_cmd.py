@@ -183,7 +183,7 @@ def _make_command(direction: str, help_text: str):
         jobs: JobsOpt = None,
         device: DeviceOpt = "auto",
         tile: TileOpt = None,
-        precision: PrecisionOpt = "fp32",
+        precision: PrecisionOpt = "auto",
         weights: WeightsOpt = None,
         as_json: JsonOpt = False,
         quiet: QuietOpt = False,

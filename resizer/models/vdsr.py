@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import BicubicRefiner, refiner_halo
+from .base import BicubicRefiner, in_fp32, refiner_halo
 from .registry import ModelFamily, register_architecture, register_family
 
 
@@ -38,7 +38,9 @@ class VDSR(BicubicRefiner):
         self.halo = refiner_halo(self.radius)
 
     def refine(self, upscaled: torch.Tensor) -> torch.Tensor:
-        return upscaled + self.body(upscaled)
+        # Under autocast the body runs in low precision; its last layer and the residual add in fp32.
+        hidden = self.body[:-1](upscaled)
+        return in_fp32(lambda u, h: u + self.body[-1](h), upscaled, hidden)
 
 
 FAMILY = register_family(ModelFamily("vdsr", "single", ("vdsr",), "y", scales=(2, 3, 4),
