@@ -96,7 +96,7 @@ class LearnedMethod(Method):
         device, precision = self.run_settings(request, options)
         width, height = request.size
         return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
-                               device=device, precision=precision)
+                               device=device, precision=precision, progress=options.progress)
 
 
 def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:
@@ -176,6 +176,7 @@ def downscale_picture(
     tile: int | None = None,
     device: str | torch.device = "auto",
     precision: str = "fp32",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Picture:
     """Downscale ``picture`` with an RGB downscaler; alpha by MATLAB bicubic; metadata carried.
 
@@ -187,7 +188,7 @@ def downscale_picture(
     alpha = x[:, -1:] if x.shape[1] in (2, 4) else None
     colour = x[:, :-1] if alpha is not None else x
     grey = colour.shape[1] == 1
-    run = dict(tile=tile, device=device, precision=precision)
+    run = dict(tile=tile, device=device, precision=precision, progress=progress)
     out = downscale_tensor(model, colour.expand(-1, 3, -1, -1) if grey else colour, scale, **run)
     if grey:
         out = out.mean(dim=1, keepdim=True)
@@ -226,13 +227,13 @@ class PairedMethod(LearnedMethod):
         width, height = request.size
         if request.direction == "up":
             return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,
-                                   precision=precision, anchored=True)
+                                   precision=precision, anchored=True, progress=options.progress)
         natural = model.output_size(picture.height, picture.width, scale)
         if (natural[1], natural[0]) != (width, height):
             raise UsageError(f"method '{self.name}' makes {natural[1]}x{natural[0]} thumbnails of "
                              f"{picture.width}x{picture.height} at x{scale}, not {width}x{height}; use --scale {scale}")
         thumbnail = downscale_picture(model, picture, scale, tile=options.tile, device=device,
-                                      precision=precision)
+                                      precision=precision, progress=options.progress)
         pairing = Pairing(self.name, loaded.name, __version__, float(scale), (picture.width, picture.height))
         thumbnail.metadata.text.update(pairing.to_text())
         return thumbnail

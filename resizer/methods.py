@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Literal
 
 from .errors import UsageError
 
@@ -46,6 +46,8 @@ class RunOptions:
     tile: int | None = None  # None: the engine's default; 0: whole image
     precision: str = "auto"  # resizer.precision: auto picks per weights from the manifest's measurements
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
+    # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
+    progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 
 
 class Method(ABC):
