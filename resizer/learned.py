@@ -12,6 +12,7 @@ chroma and alpha line up with the network's output pixel for pixel.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -36,10 +37,21 @@ __all__ = ["LearnedMethod", "PairedMethod", "bicubic_to", "downscale_picture", "
            "method_for", "upscale_picture"]
 
 
+# One network run at a time in this process: a run already uses every core (or the whole
+# device), so files are pipelined instead (the next file decodes and the previous one
+# encodes while this one computes: ``default_jobs``). Reentrant: a pair's up may call down.
+NETWORK_SLOT = threading.RLock()
+PIPELINED_FILES = 2  # one computing, one decoding or encoding beside it
+
+
 class LearnedMethod(Method):
     """A family of trained networks (e.g. ``srcnn``) as a resizing method; its facts come from ``family``."""
 
     concurrent_files = False  # one image already uses every core
+
+    def default_jobs(self) -> int:
+        """Two files at once: their decoding and encoding overlap the other's network run (``NETWORK_SLOT``)."""
+        return PIPELINED_FILES
 
     def __init__(self, family: ModelFamily) -> None:
         self.family = family
@@ -92,11 +104,12 @@ class LearnedMethod(Method):
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
         """Load the network for ``request.scale`` (cached by the weights loader) and run it."""
         self.validate(request, options)
-        model = self.load_network(request.scale, options, request.direction).model
-        device, precision = self.run_settings(request, options)
-        width, height = request.size
-        return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
-                               device=device, precision=precision, progress=options.progress)
+        with NETWORK_SLOT:
+            model = self.load_network(request.scale, options, request.direction).model
+            device, precision = self.run_settings(request, options)
+            width, height = request.size
+            return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
+                                   device=device, precision=precision, progress=options.progress)
 
 
 def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:
@@ -216,10 +229,15 @@ class PairedMethod(LearnedMethod):
         super().validate(request, options)
 
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        self.validate(request, options)
+        with NETWORK_SLOT:
+            return self._resize_pair(picture, request, options)
+
+    def _resize_pair(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        """``resize`` with the network slot held."""
         from ._version import __version__
         from .pairing import Pairing
 
-        self.validate(request, options)
         device, precision = self.run_settings(request, options)
         scale = int(request.scale)
         loaded = self.load_network(scale, options, request.direction)

@@ -60,6 +60,12 @@ class Method(ABC):
     # learned methods already use every core for one image.
     concurrent_files: bool = False
 
+    def default_jobs(self) -> int:
+        """Files at once when ``--jobs`` is not given: every core if ``concurrent_files``, else one."""
+        import os
+
+        return os.cpu_count() or 1 if self.concurrent_files else 1
+
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
         """Raise ``UsageError`` (or ``ModelError``) if this method cannot serve ``request``.
 

@@ -551,7 +551,7 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
 
 def _process_all(jobs: list[ResizeJob], settings: BatchSettings) -> Iterator[FileResult]:
     method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
-    workers = settings.jobs or (os.cpu_count() or 1 if method.concurrent_files else 1)
+    workers = settings.jobs or method.default_jobs()
     workers = max(1, min(workers, len(jobs)))
     if workers == 1 or any(job.input == STDIO for job in jobs):
         for job in jobs:
