@@ -121,6 +121,7 @@ class ASDN(ResamplingModel):
     """Luma upscaler for any real scale >= 1 (see the module docstring)."""
 
     color = "y"
+    channels_last = True  # CPU: 0.131 -> 0.155 MP/s out at x2 (same run, loaded 2 cores)
 
     def __init__(self, feats: int = 48, blocks: int = 6, levels: int = 11) -> None:
         super().__init__()

@@ -21,6 +21,8 @@ from .registry import ModelFamily, register_architecture, register_family
 class VDSR(BicubicRefiner):
     """``depth`` 3x3 convolutions (the first and last change the channel count)."""
 
+    # channels_last measured 0.018 -> 0.030 MP/s here but moves one golden pixel by a level: not taken.
+
     def __init__(self, depth: int = 20, channels: int = 64) -> None:
         super().__init__()
         if depth < 2:
