@@ -35,7 +35,7 @@ def _sets(root: Path, quick: bool, scratch: Path) -> dict[str, Path]:
     return small
 
 
-def quality(device: str, datasets: dict[str, Path], record: bool) -> list[dict]:
+def quality(device: str, datasets: dict[str, Path], record: bool, megapixels: float) -> list[dict]:
     from resizer.precision import MAX_LOSS_DB
     from resizer.precision_survey import measure_entry, record_measurement
     from resizer.weights import read_manifest
@@ -44,7 +44,7 @@ def quality(device: str, datasets: dict[str, Path], record: bool) -> list[dict]:
     for entry in read_manifest():
         if entry.name in done:
             continue
-        for name, measured in measure_entry(entry.name, datasets, device=device, megapixels=0.25).items():
+        for name, measured in measure_entry(entry.name, datasets, device=device, megapixels=megapixels).items():
             done.add(name)
             if record:
                 record_measurement(name, measured, device=device)
@@ -63,12 +63,14 @@ def tiling(device: str) -> list[dict]:
     from resizer.weights import load
 
     rows = []
-    x = torch.rand(1, 1, 200, 230, generator=torch.Generator().manual_seed(0))
+    side = (200, 230) if device.startswith("cuda") else (90, 110)
+    x = torch.rand(1, 1, *side, generator=torch.Generator().manual_seed(0))
     for family, scale in (("asdn", 2.5), ("dair", 2), ("vdsr", 3)):
         model = load(family, scale, device=device).model
         for precision in supported_precisions(torch.device(device)):
             whole = upscale_tensor(model, x, scale, tile=0, device=device, precision=precision)
-            tiled = upscale_tensor(model, x, scale, tile=64, device=device, precision=precision)
+            tiled = upscale_tensor(model, x, scale, tile=64 if device.startswith("cuda") else 32, device=device,
+                                   precision=precision)
             diff = (whole - tiled).abs().max().item() * 255
             rows.append({"check": "tiled==whole", "method": family, "scale": scale, "precision": precision,
                          "max_diff_levels": round(diff, 5), "ok": diff <= (0.01 if precision == "fp32" else 0.5)})
@@ -118,7 +120,8 @@ def throughput(device: str, megapixels: float) -> list[dict]:
     from resizer.precision import supported_precisions
     import torch
 
-    report = run_bench(["asdn", "dair", "vdsr", "car", "srcnn", "dsn"], [2.0, 4.0], megapixels, device,
+    methods = ["asdn", "dair", "vdsr", "car", "srcnn", "dsn"] if device.startswith("cuda") else ["asdn", "car"]
+    report = run_bench(methods, [2.0, 4.0], megapixels, device,
                        precisions=list(supported_precisions(torch.device(device))))
     return [{"check": "throughput", "method": r.method, "direction": r.direction, "scale": r.scale,
              "precision": r.precision, "out_mp_per_s": round(r.out_mp_per_s, 3), "in_mp_per_s": round(r.in_mp_per_s, 3),
@@ -136,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         datasets = _sets(args.datasets, args.quick, Path(scratch))
         checks = [lambda: tiling(args.device), lambda: out_of_memory(args.device),
-                  lambda: quality(args.device, datasets, args.record),
-                  lambda: throughput(args.device, 0.05 if args.quick else 1.0)]
+                  lambda: quality(args.device, datasets, args.record, 0.02 if args.quick else 0.25),
+                  lambda: throughput(args.device, 0.01 if args.quick else 1.0)]
         for check in checks:
             for row in check():
                 failed += not row["ok"]
