@@ -291,7 +291,9 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
     elif method in REFERENCE_MODELS or method in learned_families():
         if method in REFERENCE_MODELS and not any(math.isclose(scale, s) for s in REFERENCE_MODELS[method][1]):
             return None
-        model = _build(method, scale)
+        from .learned import inference_model
+
+        model = inference_model(_build(method, scale), device)  # as resizer up runs it
         if not model.supports_scale(scale):
             return None
         picture = Picture(pixels)

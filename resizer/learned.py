@@ -11,8 +11,10 @@ chroma and alpha line up with the network's output pixel for pixel.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
+import weakref
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -42,6 +44,22 @@ __all__ = ["LearnedMethod", "PairedMethod", "bicubic_to", "downscale_picture", "
 # encodes while this one computes: ``default_jobs``). Reentrant: a pair's up may call down.
 NETWORK_SLOT = threading.RLock()
 PIPELINED_FILES = 2  # one computing, one decoding or encoding beside it
+_CHANNELS_LAST: "weakref.WeakKeyDictionary[ResamplingModel, ResamplingModel]" = weakref.WeakKeyDictionary()
+
+
+def inference_model(model: ResamplingModel, device: torch.device) -> ResamplingModel:
+    """``model`` as it runs fastest on ``device``: on the CPU a channels-last copy where its class asks.
+
+    A copy, cached per network, because the loader's network is shared and must not change;
+    channels-last is a per-class choice (``ResamplingModel.channels_last``) made by measurement.
+    """
+    if device.type != "cpu" or not getattr(model, "channels_last", False):
+        return model
+    fast = _CHANNELS_LAST.get(model)
+    if fast is None:
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        _CHANNELS_LAST[model] = fast
+    return fast
 
 
 class LearnedMethod(Method):
@@ -105,8 +123,9 @@ class LearnedMethod(Method):
         """Load the network for ``request.scale`` (cached by the weights loader) and run it."""
         self.validate(request, options)
         with NETWORK_SLOT:
-            model = self.load_network(request.scale, options, request.direction).model
             device, precision = self.run_settings(request, options)
+            model = inference_model(self.load_network(request.scale, options, request.direction).model,
+                                    torch.device(device))
             width, height = request.size
             return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
                                    device=device, precision=precision, progress=options.progress)
@@ -241,7 +260,7 @@ class PairedMethod(LearnedMethod):
         device, precision = self.run_settings(request, options)
         scale = int(request.scale)
         loaded = self.load_network(scale, options, request.direction)
-        model = loaded.model
+        model = inference_model(loaded.model, torch.device(device))
         width, height = request.size
         if request.direction == "up":
             return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,

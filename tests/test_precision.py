@@ -165,3 +165,17 @@ def test_tiled_equals_whole_in_every_precision(family: str, scale: float, task: 
     # bf16 product differently, far below an output level (1/255).
     tolerance = 1e-5 if precision == "fp32" else 0.5 / 255
     assert (whole - tiled).abs().max().item() <= tolerance
+
+
+def test_channels_last_runs_a_copy_and_leaves_the_shared_network_alone() -> None:
+    from resizer.learned import inference_model
+
+    shared = load("asdn", 2.0).model
+    fast = inference_model(shared, CPU)
+    assert fast is not shared and inference_model(shared, CPU) is fast  # one copy per network
+    assert fast.head.weight.is_contiguous(memory_format=torch.channels_last)
+    assert shared.head.weight.is_contiguous()  # the loader's network is unchanged
+    assert inference_model(load("dair", 2).model, CPU) is load("dair", 2).model  # DAIR measured slower in it
+    x = torch.rand(1, 1, 30, 34)
+    with torch.inference_mode():
+        assert (fast(x, 2.0) - shared(x, 2.0)).abs().max().item() < 1e-5

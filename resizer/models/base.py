@@ -70,7 +70,7 @@ class ResamplingModel(nn.Module):
 
     color: ClassVar[Color] = "rgb"
     halo: int = 0  # a class default; configurable models set it per instance
-    # Inference on the CPU with weights in channels-last order (the loader converts them): set
+    # Inference on the CPU with weights in channels-last order (``learned.inference_model``): set
     # where it measured faster; it slowed other networks (DAIR), so it is a per-class choice.
     channels_last: ClassVar[bool] = False
 

@@ -51,12 +51,8 @@ class LoadedModel:
 
 @functools.lru_cache(maxsize=8)
 def _cached_model(path: str, stamp: tuple[int, int], device: str, arch: str, config_json: str) -> "nn.Module":
-    import torch
-
-    model = load_weights_into(arch, path, json.loads(config_json)).to(device).eval()
-    if device.startswith("cpu") and getattr(model, "channels_last", False):
-        model = model.to(memory_format=torch.channels_last)  # measured faster for this architecture
-    return model
+    model = load_weights_into(arch, path, json.loads(config_json))
+    return model.to(device).eval()
 
 
 def clear_model_cache() -> None:
