@@ -67,6 +67,8 @@ class BenchRow:
     tile: int | None = None
     note: str = ""
     direction: str = "up"
+    precision: str = "fp32"  # what ran (``auto`` resolved from the manifest's measurements)
+    vs_rrdbnet: float | None = None  # speed / RRDBNet's fp32 x4 output rate in the same run
 
     @property
     def in_mp_per_s(self) -> float:
@@ -214,7 +216,8 @@ def _scale_config(family: "ModelFamily", scale: float) -> dict:
     return {"scale": int(scale)} if family.per_scale_config and float(scale).is_integer() else {}
 
 
-def _measure_down(family: str, scale: float, megapixels: float, device, tile: int | None) -> list[BenchRow]:
+def _measure_down(family: str, scale: float, megapixels: float, device, tile: int | None,
+                  precision: str = "fp32") -> list[BenchRow]:
     """A paired family's downscaler beside Pillow's bicubic downscale of the same image; ``[]`` if none.
 
     Rates here are in *input* megapixels per second (``in_mp_per_s``); ``vs_pillow`` compares them.
@@ -236,18 +239,36 @@ def _measure_down(family: str, scale: float, megapixels: float, device, tile: in
     image = Image.fromarray(pixels)
     p_seconds, p_runs, p_peak = _timed(lambda: image.resize((out_w, out_h), Image.Resampling.BICUBIC), "cpu")
     picture = Picture(pixels)
-    downscale_picture(model, Picture(pixels[:64, :64].copy()), int(scale), tile=tile, device=device)  # warm-up
-    seconds, runs, peak = _timed(lambda: downscale_picture(model, picture, int(scale), tile=tile, device=device),
-                                 device.type)
+    precision = _concrete(family, scale, "down", precision, device)
+    run = dict(tile=tile, device=device, precision=precision)
+    downscale_picture(model, Picture(pixels[:64, :64].copy()), int(scale), **run)  # warm-up
+    seconds, runs, peak = _timed(lambda: downscale_picture(model, picture, int(scale), **run), device.type)
     pillow = BenchRow(PILLOW, "classical", scale, "cpu", (width, height), (out_w, out_h), p_seconds, p_runs,
-                      out_w * out_h / 1e6 / p_seconds, p_peak, vs_pillow=1.0, direction="down")
+                      out_w * out_h / 1e6 / p_seconds, p_peak, vs_pillow=1.0, direction="down", precision="-")
     learned = BenchRow(family, "learned", scale, str(device), (width, height), (out_w, out_h), seconds, runs,
                        out_w * out_h / 1e6 / seconds, peak, vs_pillow=p_seconds / seconds,
-                       tile=tile if tile is not None else default_tile(device), direction="down")
+                       tile=tile if tile is not None else default_tile(device), direction="down",
+                       precision=precision)
     return [pillow, learned]
 
 
-def _measure(method: str, scale: float, megapixels: float, device, tile: int | None) -> BenchRow | None:
+def _concrete(method: str, scale: float, task: str, precision: str, device) -> str:
+    """``precision`` as it runs: ``auto`` for a learned family reads its manifest entry's measurements."""
+    from .precision import choose_precision
+
+    if precision != "auto" or method not in learned_families():
+        return choose_precision(precision, device)
+    try:
+        from .weights import find_entry
+
+        measured = find_entry(method, scale, task=task).precision
+    except Exception:  # noqa: BLE001 - no weights for this scale: nothing measured
+        measured = None
+    return choose_precision(precision, device, measured)
+
+
+def _measure(method: str, scale: float, megapixels: float, device, tile: int | None,
+             precision: str = "fp32") -> BenchRow | None:
     """Time one method at one scale; ``None`` when it cannot do that scale."""
     from PIL import Image
 
@@ -270,14 +291,18 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
     elif method in REFERENCE_MODELS or method in learned_families():
         if method in REFERENCE_MODELS and not any(math.isclose(scale, s) for s in REFERENCE_MODELS[method][1]):
             return None
-        model = _build(method, scale)
+        from .learned import inference_model
+
+        model = inference_model(_build(method, scale), device)  # as resizer up runs it
         if not model.supports_scale(scale):
             return None
         picture = Picture(pixels)
         warm = Picture(pixels[:48, :64].copy())
+        precision = _concrete(method, scale, "up", precision, device)
 
         def run(p: Picture = picture) -> object:
-            return upscale_picture(model, p, upscaled_size(p.height, p.width, scale), scale, tile=tile, device=device)
+            return upscale_picture(model, p, upscaled_size(p.height, p.width, scale), scale, tile=tile, device=device,
+                                   precision=precision)
 
         run(warm)  # first calls build kernels and allocator pools
         seconds, runs, peak = _timed(run, device.type)
@@ -293,7 +318,8 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
         kind, dev_name = "classical", "cpu"
     used_tile = None if kind == "classical" else (tile if tile is not None else default_tile(device))
     return BenchRow(method, kind, scale, dev_name, (width, height), (out_w, out_h), seconds, runs,
-                    out_w * out_h / 1e6 / seconds, peak, tile=used_tile, note=note)
+                    out_w * out_h / 1e6 / seconds, peak, tile=used_tile, note=note,
+                    precision=precision if kind != "classical" else "-")
 
 
 def _machine(device) -> BenchReport:
@@ -323,16 +349,21 @@ def run_bench(
     tile: int | None = None,
     checks: bool = False,
     on_row: Callable[[BenchRow], None] | None = None,
+    precisions: list[str] | None = None,
 ) -> BenchReport:
     """Measure ``methods`` (default: every learned family and reference network) at ``scales`` (default 2 and 4).
 
-    Pillow's bicubic and EDSR-baseline always run too, as the denominators of the
-    ratios. ``megapixels`` is the input size (RRDBNet gets a 16th of it). With
-    ``checks``, also the 3 MP x2 RSS check (subprocess) and the 1 MP tiling overhead
-    for each learned family measured.
+    Pillow's bicubic and EDSR-baseline always run too (EDSR in fp32), as the denominators
+    of the ratios; RRDBNet's fp32 x4 rate is the third when it is measured. ``megapixels``
+    is the input size (RRDBNet gets a 16th of it). Each network runs in every one of
+    ``precisions`` (default fp32; ``auto`` reads a learned family's manifest measurements,
+    and a precision that resolves to one already measured is not run twice). With
+    ``checks``, also the 3 MP x2 RSS check (subprocess) and the 1 MP tiling overhead for
+    each learned family measured.
     """
     from .devices import resolve_device, use_all_cpu_threads
     from .models.reference import REFERENCE_MODELS
+    from .precision import check_precision
 
     if not (megapixels > 0 and math.isfinite(megapixels)):
         raise UsageError(f"--megapixels must be a positive number, not {megapixels}")
@@ -346,24 +377,30 @@ def run_bench(
             raise UsageError(f"unknown method '{name}' for bench (available: {', '.join(known)})")
     order = [PILLOW, EDSR] + [m for m in dict.fromkeys(wanted) if m not in (PILLOW, EDSR)]
     dev = resolve_device(device)
+    chosen = list(dict.fromkeys(check_precision(p, dev) for p in (precisions or ["fp32"])))
     if dev.type == "cpu":
         use_all_cpu_threads()
     report = _machine(dev)
 
+    def add(row: BenchRow) -> None:
+        report.rows.append(row)
+        if on_row:
+            on_row(row)
+
     for scale in scales:
-        rows = [row for name in order if (row := _measure(name, scale, megapixels, dev, tile)) is not None]
-        base = {r.method: r.out_mp_per_s for r in rows if r.method in (PILLOW, EDSR)}
+        rows = _measure_all(order, scale, megapixels, dev, tile, chosen)
+        base = {r.method: r.out_mp_per_s for r in rows if r.method in (PILLOW, EDSR) and r.precision in ("fp32", "-")}
         for row in rows:
             row.vs_pillow = row.out_mp_per_s / base[PILLOW]
             row.vs_edsr = row.out_mp_per_s / base[EDSR] if EDSR in base else None  # EDSR has no x2.5
-            report.rows.append(row)
-            if on_row:
-                on_row(row)
+            add(row)
         for name in order:  # paired families: their downscaler too
-            for row in (_measure_down(name, scale, megapixels, dev, tile) if name in learned_families() else []):
-                report.rows.append(row)
-                if on_row:
-                    on_row(row)
+            if name in learned_families():
+                for row in _measure_all_down(name, scale, megapixels, dev, tile, chosen):
+                    add(row)
+    rrdb = [r.out_mp_per_s for r in report.rows if r.method == "rrdbnet" and r.precision == "fp32"]
+    for row in report.rows if rrdb else []:
+        row.vs_rrdbnet = row.out_mp_per_s / rrdb[0] if row.direction == "up" else None
 
     if checks:  # the engine's promises are about x2; networks that cannot do x2 are left out
         families = [m for m in dict.fromkeys(wanted) if m in learned_families() and _build(m, 2.0).supports_scale(2.0)]
@@ -371,6 +408,50 @@ def run_bench(
             report.memory_checks.append(memory_check(family, device=str(dev), tile=tile))
             report.tiling_checks.append(tiling_overhead(family, device=dev, tile=tile or None))
     return report
+
+
+def _measure_all(order: list[str], scale: float, megapixels: float, dev, tile: int | None,
+                 precisions: list[str]) -> list[BenchRow]:
+    """Every method of ``order`` at ``scale``: networks once per distinct concrete precision, the rest once."""
+    rows: list[BenchRow] = []
+    for name in order:
+        if name not in learned_families() and name not in _reference_names():
+            row = _measure(name, scale, megapixels, dev, tile)  # classical: no precision
+            rows += [row] if row is not None else []
+            continue
+        seen: dict[str, BenchRow] = {}
+        for precision in ["fp32"] if name == EDSR else precisions:  # EDSR is the fp32 yardstick
+            concrete = _concrete(name, scale, "up", precision, dev)
+            row = seen.get(concrete) or _measure(name, scale, megapixels, dev, tile, concrete)
+            if row is None:
+                break  # the method cannot do this scale
+            if precision == "auto":
+                row.note = (row.note + " = auto").strip()
+            if concrete not in seen:
+                seen[concrete] = row
+                rows.append(row)
+    return rows
+
+
+def _measure_all_down(name: str, scale: float, megapixels: float, dev, tile: int | None,
+                      precisions: list[str]) -> list[BenchRow]:
+    """A paired family's downscaler in each distinct precision, Pillow's bicubic downscale once."""
+    rows: list[BenchRow] = []
+    seen: set[str] = set()
+    for precision in precisions:
+        concrete = _concrete(name, scale, "down", precision, dev)
+        if concrete in seen:
+            continue
+        seen.add(concrete)
+        measured = _measure_down(name, scale, megapixels, dev, tile, concrete)
+        rows += measured if not rows else measured[1:]
+    return rows
+
+
+def _reference_names() -> set[str]:
+    from .models.reference import REFERENCE_MODELS
+
+    return set(REFERENCE_MODELS)
 
 
 def memory_check(family: str, megapixels: float = 3.0, scale: float = 2.0, device: str = "cpu",
@@ -451,14 +532,15 @@ def format_report(report: BenchReport) -> str:
         "speed in megapixels per second (output, and input for downscalers); x-ratios measured in this run; "
         "memory = peak RSS above the start",
         "",
-        f"{'method':<16} {'dir':<4} {'scale':>5} {'input':>10} {'output':>10} {'seconds':>8} {'out MP/s':>9} "
-        f"{'in MP/s':>8} {'vs pillow':>10} {'vs EDSR':>8} {'peak MB':>8}  note",
+        f"{'method':<16} {'dir':<4} {'prec':<4} {'scale':>5} {'input':>10} {'output':>10} {'seconds':>8} "
+        f"{'out MP/s':>9} {'in MP/s':>8} {'vs pillow':>10} {'vs EDSR':>8} {'vs RRDB':>8} {'peak MB':>8}  note",
     ]
     for r in report.rows:
         lines.append(
-            f"{r.method:<16} {r.direction:<4} {r.scale:>5g} {r.input_size[0]:>4}x{r.input_size[1]:<5} "
+            f"{r.method:<16} {r.direction:<4} {r.precision:<4} {r.scale:>5g} {r.input_size[0]:>4}x{r.input_size[1]:<5} "
             f"{r.output_size[0]:>4}x{r.output_size[1]:<5} {r.seconds:>8.4g} {r.out_mp_per_s:>9.4g} "
-            f"{r.in_mp_per_s:>8.4g} {_ratio(r.vs_pillow):>10} {_ratio(r.vs_edsr):>8} {r.peak_mb:>8.0f}  {r.note}".rstrip()
+            f"{r.in_mp_per_s:>8.4g} {_ratio(r.vs_pillow):>10} {_ratio(r.vs_edsr):>8} {_ratio(r.vs_rrdbnet):>8} "
+            f"{r.peak_mb:>8.0f}  {r.note}".rstrip()
         )
     if report.memory_checks or report.tiling_checks:
         lines.append("")

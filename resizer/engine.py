@@ -24,15 +24,15 @@ import math
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Callable
 
 import torch
 
-from .devices import resolve_device, resolve_precision, use_all_cpu_threads
+from .devices import resolve_device, use_all_cpu_threads
 from .errors import ResizerError, UsageError
 from .geometry import fit_to_size, upscaled_size
 from .models.base import ResamplingModel
+from .precision import autocast_for, check_precision
 
 __all__ = [
     "DEFAULT_TILE_CPU", "DEFAULT_TILE_GPU", "MIN_TILE", "MAX_PERIOD", "default_tile", "scale_period",
@@ -110,7 +110,7 @@ def upscale_tensor(
     (default 1 on CPU, 4 on GPUs). On out-of-memory the tile is halved down to
     ``MIN_TILE``, then a ``ResizerError`` says so. The result is not clamped.
     """
-    dev, autocast_dtype, batch = _prepare(model, x, scale, tile, device, precision, batch, "upscale")
+    dev, precision, batch = _prepare(model, x, scale, tile, device, precision, batch, "upscale")
     height, width = int(x.shape[-2]), int(x.shape[-1])
     natural = upscaled_size(height, width, scale)
     target = (int(out_size[0]), int(out_size[1])) if out_size is not None else natural
@@ -126,7 +126,7 @@ def upscale_tensor(
                       RuntimeWarning, stacklevel=2)
         side = 0
 
-    out = _run_with_retry(model, x, scale, scale, natural, side, period, dev, autocast_dtype, batch, progress)
+    out = _run_with_retry(model, x, scale, scale, natural, side, period, dev, precision, batch, progress)
     return fit_to_size(out, target)
 
 
@@ -148,19 +148,23 @@ def downscale_tensor(
     lie on multiples of the scale, where the model's LR grid has its block edges, so
     tiled and whole results agree like the upscalers'.
     """
-    dev, autocast_dtype, batch = _prepare(model, x, scale, tile, device, precision, batch, "downscale")
+    dev, precision, batch = _prepare(model, x, scale, tile, device, precision, batch, "downscale")
     height, width = int(x.shape[-2]), int(x.shape[-1])
     natural = model.output_size(height, width, scale)
     period = int(scale)
     side = (default_tile(dev) if tile is None else tile) * period
     if side == 0 or side >= max(height, width):
         side = 0
-    return _run_with_retry(model, x, scale, 1.0 / scale, natural, side, period, dev, autocast_dtype, batch, progress)
+    return _run_with_retry(model, x, scale, 1.0 / scale, natural, side, period, dev, precision, batch, progress)
 
 
 def _prepare(model: ResamplingModel, x: torch.Tensor, scale: float, tile: int | None, device: str | torch.device,
-             precision: str, batch: int | None, verb: str) -> tuple[torch.device, torch.dtype | None, int]:
-    """Check a run's arguments; ``(device, autocast dtype, batch)`` with the CPU threads set."""
+             precision: str, batch: int | None, verb: str) -> tuple[torch.device, str, int]:
+    """Check a run's arguments; ``(device, precision, batch)`` with the CPU threads set.
+
+    The engine knows no measurements, so ``auto`` here is fp32; the learned methods resolve
+    ``auto`` from the manifest (:func:`resizer.precision.choose_precision`) before they call it.
+    """
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"{verb}_tensor needs a (1, C, H, W) tensor, got {tuple(x.shape)}")
     if not model.supports_scale(scale):
@@ -168,16 +172,17 @@ def _prepare(model: ResamplingModel, x: torch.Tensor, scale: float, tile: int | 
     if tile is not None and tile < 0:
         raise UsageError(f"--tile must be 0 or more, not {tile}")
     dev = resolve_device(device)
-    autocast_dtype = resolve_precision(precision, dev)
+    precision = check_precision(precision, dev)
+    precision = "fp32" if precision == "auto" else precision
     if dev.type == "cpu":
         use_all_cpu_threads()
     if batch is None:
         batch = DEFAULT_BATCH_CPU if dev.type == "cpu" else DEFAULT_BATCH_GPU
-    return dev, autocast_dtype, max(1, int(batch))
+    return dev, precision, max(1, int(batch))
 
 
 def _run_with_retry(model: ResamplingModel, x: torch.Tensor, scale: float, factor: float, natural: tuple[int, int],
-                    side: int, period: int | None, dev: torch.device, autocast_dtype: torch.dtype | None, batch: int,
+                    side: int, period: int | None, dev: torch.device, precision: str, batch: int,
                     progress: Callable[[int, int], None] | None) -> torch.Tensor:
     """``_run_tiles``, halving the tile on out-of-memory down to ``MIN_TILE`` (see ``upscale_tensor``)."""
     height, width = int(x.shape[-2]), int(x.shape[-1])
@@ -185,8 +190,7 @@ def _run_with_retry(model: ResamplingModel, x: torch.Tensor, scale: float, facto
     model.to(dev)
     while True:
         try:
-            return _run_tiles(model, x, scale, factor, natural, side, period or 1, dev, autocast_dtype, batch,
-                              progress)
+            return _run_tiles(model, x, scale, factor, natural, side, period or 1, dev, precision, batch, progress)
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
             if not _is_oom(exc):
                 raise
@@ -207,7 +211,7 @@ def _run_with_retry(model: ResamplingModel, x: torch.Tensor, scale: float, facto
 
 
 def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, factor: float, natural: tuple[int, int],
-               side: int, period: int, dev: torch.device, autocast_dtype: torch.dtype | None, batch: int,
+               side: int, period: int, dev: torch.device, precision: str, batch: int,
                progress: Callable[[int, int], None] | None) -> torch.Tensor:
     """Run ``model(tile, scale)`` over tiles; ``factor`` is output pixels per input pixel (``1/scale`` down)."""
     height, width = int(x.shape[-2]), int(x.shape[-1])
@@ -251,15 +255,14 @@ def _run_tiles(model: ResamplingModel, x: torch.Tensor, scale: float, factor: fl
     concurrent = dev.type == "cpu" and getattr(model, "concurrent_tiles", True)
     workers = min(cores, CPU_TILE_WORKERS, len(chunks)) if concurrent else 1
     if workers <= 1:
-        autocast = torch.autocast(dev.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast_for(dev, precision):
             for shape, chunk in chunks:
                 run_chunk(shape, chunk)
         return out
 
     # CPU: tiles run concurrently, each on its share of the cores (see the module docstring).
     def work(item: tuple[tuple[int, int], list]) -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_for(dev, precision):  # autocast is per thread
             run_chunk(*item)
 
     torch.set_num_threads(max(1, cores // workers))  # worker threads take this count when they start

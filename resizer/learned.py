@@ -11,14 +11,17 @@ chroma and alpha line up with the network's output pixel for pixel.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import threading
+import weakref
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
-from .devices import resolve_device, resolve_precision
+from .devices import resolve_device
 from .engine import downscale_tensor, upscale_tensor
 from .errors import ModelError, UsageError
 from .geometry import anchor_to, fit_to_size, upscaled_size
@@ -26,6 +29,7 @@ from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
 from .models import ModelFamily, ResamplingModel, get_family, list_families
 from .ops import imresize
+from .precision import check_precision, choose_precision
 from .tensors import pixels_to_tensor, tensor_to_pixels
 
 if TYPE_CHECKING:
@@ -35,10 +39,37 @@ __all__ = ["LearnedMethod", "PairedMethod", "bicubic_to", "downscale_picture", "
            "method_for", "upscale_picture"]
 
 
+# One network run at a time in this process: a run already uses every core (or the whole
+# device), so files are pipelined instead (the next file decodes and the previous one
+# encodes while this one computes: ``default_jobs``). Reentrant: a pair's up may call down.
+NETWORK_SLOT = threading.RLock()
+PIPELINED_FILES = 2  # one computing, one decoding or encoding beside it
+_CHANNELS_LAST: "weakref.WeakKeyDictionary[ResamplingModel, ResamplingModel]" = weakref.WeakKeyDictionary()
+
+
+def inference_model(model: ResamplingModel, device: torch.device) -> ResamplingModel:
+    """``model`` as it runs fastest on ``device``: on the CPU a channels-last copy where its class asks.
+
+    A copy, cached per network, because the loader's network is shared and must not change;
+    channels-last is a per-class choice (``ResamplingModel.channels_last``) made by measurement.
+    """
+    if device.type != "cpu" or not getattr(model, "channels_last", False):
+        return model
+    fast = _CHANNELS_LAST.get(model)
+    if fast is None:
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        _CHANNELS_LAST[model] = fast
+    return fast
+
+
 class LearnedMethod(Method):
     """A family of trained networks (e.g. ``srcnn``) as a resizing method; its facts come from ``family``."""
 
     concurrent_files = False  # one image already uses every core
+
+    def default_jobs(self) -> int:
+        """Two files at once: their decoding and encoding overlap the other's network run (``NETWORK_SLOT``)."""
+        return PIPELINED_FILES
 
     def __init__(self, family: ModelFamily) -> None:
         self.family = family
@@ -57,7 +88,7 @@ class LearnedMethod(Method):
         super().validate(request)
         if options is None:
             return
-        resolve_precision(options.precision, resolve_device(options.device))
+        check_precision(options.precision, resolve_device(options.device))
         if options.weights:
             return
         from .weights import find_entry
@@ -76,6 +107,13 @@ class LearnedMethod(Method):
 
         return load(self.name, scale, weights=options.weights, device=str(resolve_device(options.device)), task=task)
 
+    def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str]:
+        """``(device, precision)`` this request runs with: ``auto`` resolved from the weights' measurements."""
+        device = resolve_device(options.device)
+        loaded = self.load_network(request.scale, options, request.direction)
+        measured = loaded.entry.precision if loaded.entry is not None else None
+        return str(device), choose_precision(options.precision, device, measured)
+
     @property
     def draws_kernels(self) -> bool:
         """True if this family's networks can picture their kernels (``resizer kernels``)."""
@@ -84,10 +122,13 @@ class LearnedMethod(Method):
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
         """Load the network for ``request.scale`` (cached by the weights loader) and run it."""
         self.validate(request, options)
-        model = self.load_network(request.scale, options, request.direction).model
-        width, height = request.size
-        return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
-                               device=resolve_device(options.device), precision=options.precision)
+        with NETWORK_SLOT:
+            device, precision = self.run_settings(request, options)
+            model = inference_model(self.load_network(request.scale, options, request.direction).model,
+                                    torch.device(device))
+            width, height = request.size
+            return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
+                                   device=device, precision=precision, progress=options.progress)
 
 
 def bicubic_to(x: torch.Tensor, scale: float, out_size: tuple[int, int]) -> torch.Tensor:
@@ -167,6 +208,7 @@ def downscale_picture(
     tile: int | None = None,
     device: str | torch.device = "auto",
     precision: str = "fp32",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Picture:
     """Downscale ``picture`` with an RGB downscaler; alpha by MATLAB bicubic; metadata carried.
 
@@ -178,7 +220,7 @@ def downscale_picture(
     alpha = x[:, -1:] if x.shape[1] in (2, 4) else None
     colour = x[:, :-1] if alpha is not None else x
     grey = colour.shape[1] == 1
-    run = dict(tile=tile, device=device, precision=precision)
+    run = dict(tile=tile, device=device, precision=precision, progress=progress)
     out = downscale_tensor(model, colour.expand(-1, 3, -1, -1) if grey else colour, scale, **run)
     if grey:
         out = out.mean(dim=1, keepdim=True)
@@ -206,24 +248,29 @@ class PairedMethod(LearnedMethod):
         super().validate(request, options)
 
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        self.validate(request, options)
+        with NETWORK_SLOT:
+            return self._resize_pair(picture, request, options)
+
+    def _resize_pair(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        """``resize`` with the network slot held."""
         from ._version import __version__
         from .pairing import Pairing
 
-        self.validate(request, options)
-        device = resolve_device(options.device)
+        device, precision = self.run_settings(request, options)
         scale = int(request.scale)
         loaded = self.load_network(scale, options, request.direction)
-        model = loaded.model
+        model = inference_model(loaded.model, torch.device(device))
         width, height = request.size
         if request.direction == "up":
             return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,
-                                   precision=options.precision, anchored=True)
+                                   precision=precision, anchored=True, progress=options.progress)
         natural = model.output_size(picture.height, picture.width, scale)
         if (natural[1], natural[0]) != (width, height):
             raise UsageError(f"method '{self.name}' makes {natural[1]}x{natural[0]} thumbnails of "
                              f"{picture.width}x{picture.height} at x{scale}, not {width}x{height}; use --scale {scale}")
         thumbnail = downscale_picture(model, picture, scale, tile=options.tile, device=device,
-                                      precision=options.precision)
+                                      precision=precision, progress=options.progress)
         pairing = Pairing(self.name, loaded.name, __version__, float(scale), (picture.width, picture.height))
         thumbnail.metadata.text.update(pairing.to_text())
         return thumbnail

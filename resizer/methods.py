@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Literal
 
 from .errors import UsageError
@@ -47,8 +47,10 @@ class RunOptions:
 
     device: str = "auto"
     tile: int | None = None  # None: the engine's default; 0: whole image
-    precision: str = "fp32"
+    precision: str = "auto"  # resizer.precision: auto picks per weights from the manifest's measurements
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
+    # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
+    progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 
 
 class Method(ABC):
@@ -63,6 +65,12 @@ class Method(ABC):
     # True when each frame of an animation can be resized on its own (:mod:`resizer.animation`)
     animations: bool = False
 
+    def default_jobs(self) -> int:
+        """Files at once when ``--jobs`` is not given: every core if ``concurrent_files``, else one."""
+        import os
+
+        return os.cpu_count() or 1 if self.concurrent_files else 1
+
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
         """Raise ``UsageError`` (or ``ModelError``) if this method cannot serve ``request``.
 
@@ -71,6 +79,10 @@ class Method(ABC):
         """
         if request.direction not in self.directions:
             raise UsageError(f"method '{self.name}' cannot scale {request.direction}")
+
+    def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str | None]:
+        """``(device, precision)`` a request runs with (``--json`` reports them); classical: CPU, no precision."""
+        return "cpu", None
 
     @abstractmethod
     def resize(self, picture: "Picture", request: ResizeRequest, options: RunOptions) -> "Picture":

@@ -74,6 +74,8 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
     resized: bool | None = None  # False: written at its own size (--only-shrink, a box it already fits)
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
+    device: str | None = None  # where the method ran and in which precision (learned methods: after ``auto``)
+    precision: str | None = None
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
 
     def to_json(self) -> dict:
@@ -88,6 +90,8 @@ class FileResult:
         }
         if self.resized is not None:
             record["resized"] = self.resized
+        if self.device is not None:
+            record["device"], record["precision"] = self.device, self.precision
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -296,15 +300,21 @@ def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> N
 
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
-                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method]:
-    """Resize one in-memory picture; the Python API's simplest entry point."""
-    resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels)
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   settings_used: dict | None = None) -> tuple[Picture, Method]:
+    """Resize one in-memory picture; the Python API's simplest entry point.
+
+    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with.
+    """
+    resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels,
+                                        settings_used)
     return resized, chosen
 
 
 def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
-                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Picture, Method, bool]:
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   settings_used: dict | None = None) -> tuple[Picture, Method, bool]:
     """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped)."""
     if method is None and run is not None and run.weights:
         from .weights.infer import infer_method
@@ -317,6 +327,8 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
     else:
         chosen.validate(request, run)
         resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
+        if settings_used is not None:
+            settings_used["device"], settings_used["precision"] = chosen.run_settings(request, run or RunOptions())
     if plan is not None and plan.crop is not None:
         resized = crop_picture(resized, plan.crop, spec.gravity)
     return _without_stale_pairing(resized, picture), chosen, not (plan is not None and plan.keep)
@@ -436,10 +448,11 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         picture = load_picture(source, max_pixels=settings.max_pixels, name=job.display_input, shrink=hint)
         result.input_size = source_size(picture)
         animated = _animation_format(job, settings, picture, result)
+        used: dict = {}
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
                                                          settings.run, settings.require_pairing,
-                                                         settings.max_output_pixels)
-        result.method = method.name
+                                                         settings.max_output_pixels, used)
+        result.method, result.device, result.precision = method.name, used.get("device"), used.get("precision")
         resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
                                              strip_gps=settings.strip_gps, label=job.display_input)
         result.warnings.extend(notes)
@@ -583,7 +596,7 @@ def with_weights_resolved(settings: BatchSettings) -> BatchSettings:
 
 def _process_all(jobs: list[ResizeJob], settings: BatchSettings) -> Iterator[FileResult]:
     method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
-    workers = settings.jobs or (os.cpu_count() or 1 if method.concurrent_files else 1)
+    workers = settings.jobs or method.default_jobs()
     workers = max(1, min(workers, len(jobs)))
     if workers == 1 or any(job.input == STDIO for job in jobs):
         for job in jobs:

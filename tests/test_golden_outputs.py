@@ -91,6 +91,8 @@ def _run_cli(args: list[str]) -> None:
 
     from resizer.cli import app
 
+    if args[0] in ("up", "down", "encode", "decode"):
+        args = [*args, "--precision", "fp32"]  # the recordings are fp32; the default is auto
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, f"resizer {' '.join(args)} exited {result.exit_code}: {result.output}"
 

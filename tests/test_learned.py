@@ -87,7 +87,7 @@ def test_device_and_precision_fail_before_any_file(vdsr_file: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA"):
             method.validate(request, RunOptions(device="cuda", weights=str(vdsr_file)))
-    with pytest.raises(UsageError, match="GPU"):
+    with pytest.raises(UsageError, match="--precision fp16 is not supported"):
         method.validate(request, RunOptions(device="cpu", precision="fp16", weights=str(vdsr_file)))
 
 

@@ -49,7 +49,7 @@ def eval_command(
     max_bpp: MaxBppOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = None,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,

@@ -35,6 +35,7 @@ from .app import (
     report_error,
     stderr_console,
 )
+from .tile_progress import TileProgress
 
 InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", show_default=False)]
 ScaleOpt = Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1 ('down --scale 4' gives a quarter of the size), or a percentage of the input size ('--scale 25%').", show_default=False)]
@@ -159,13 +160,19 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
     try:
         with library_warnings(debug):
             settings = make_settings()
-            report = _report(as_json, quiet)
             console = stderr_console()
-            show_progress = not quiet and not as_json and console.is_terminal and (len(inputs) > 1 or _has_folder(inputs))
-            if show_progress:
-                results = _run_with_progress(inputs, settings, report, console)
-            else:
-                results = run_batch(inputs, settings, on_result=report)
+            tiles = TileProgress(console) if not quiet and not as_json and console.is_terminal else None
+            settings = tiles.attach(settings) if tiles else settings
+            report = tiles.wrap(_report(as_json, quiet)) if tiles else _report(as_json, quiet)
+            show_progress = tiles is not None and (len(inputs) > 1 or _has_folder(inputs))
+            try:
+                if show_progress:
+                    results = _run_with_progress(inputs, settings, report, console, tiles)
+                else:
+                    results = run_batch(inputs, settings, on_result=report)
+            finally:
+                if tiles:
+                    tiles.close()
     except ResizerError as exc:
         if debug:
             traceback.print_exc()
@@ -194,7 +201,7 @@ def _has_folder(inputs: list[str]) -> bool:
     return any(i != "-" and Path(i).is_dir() for i in inputs)
 
 
-def _run_with_progress(inputs, settings, report, console):
+def _run_with_progress(inputs, settings, report, console, tiles: TileProgress):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..pipeline import plan_jobs
@@ -203,6 +210,7 @@ def _run_with_progress(inputs, settings, report, console):
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task(f"resizing {settings.tag or settings.direction}", total=total)
+        tiles.use(progress)  # the image's tiles as a second line
 
         def on_result(result: FileResult) -> None:
             report(result)
@@ -242,7 +250,7 @@ def _make_command(direction: str, help_text: str):
         jobs: JobsOpt = None,
         device: DeviceOpt = "auto",
         tile: TileOpt = None,
-        precision: PrecisionOpt = "fp32",
+        precision: PrecisionOpt = "auto",
         weights: WeightsOpt = None,
         as_json: JsonOpt = False,
         quiet: QuietOpt = False,

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from ..geometry import upscaled_size
 from ..ops import imresize
-from .base import ResamplingModel
+from .base import ResamplingModel, fp32_section, in_fp32, widen
 from .blocks import ResBlock, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
@@ -121,6 +121,7 @@ class ASDN(ResamplingModel):
     """Luma upscaler for any real scale >= 1 (see the module docstring)."""
 
     color = "y"
+    channels_last = True  # CPU: 0.131 -> 0.155 MP/s out at x2 (same run, loaded 2 cores)
 
     def __init__(self, feats: int = 48, blocks: int = 6, levels: int = 11) -> None:
         super().__init__()
@@ -151,23 +152,29 @@ class ASDN(ResamplingModel):
     def level_outputs(self, x: torch.Tensor, scale: float, size: tuple[int, int] | None = None) -> torch.Tensor:
         """All L level outputs ``(N, L, H, W)`` on the output grid of one pass at ``scale`` in (1, 2]."""
         size = size or upscaled_size(int(x.shape[-2]), int(x.shape[-1]), scale)
-        base = imresize(x, scale=scale, size=size)
-        return torch.cat([base, base + self._detail(x, scale, size)], dim=1)
+        base = in_fp32(lambda t: imresize(t, scale=scale, size=size), x)
+        detail = self._detail(x, scale, size)
+        with fp32_section(x):
+            return torch.cat([base, base + detail], dim=1)
 
     def _detail(self, x: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
+        """The L - 1 detail maps; under autocast the trunk runs in low precision, the resample and tail in fp32."""
         feat = self.head(x - 0.5)
         feat = self.trunk(self.body(feat)).add_(feat)
         grid2 = F.relu_(F.pixel_shuffle(self.lift(feat), 2))
-        if abs(scale - 2.0) > _EPS:
-            grid2 = linear_resample(grid2, size, 2.0 / scale)
-        return self.tail(grid2)
+        with fp32_section(x):
+            grid2 = widen(grid2)
+            if abs(scale - 2.0) > _EPS:
+                grid2 = linear_resample(grid2, size, 2.0 / scale)
+            return self.tail(grid2)
 
     def _single(self, x: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
         """One pass at ``scale`` in (1, 2]: bicubic plus the blend of the two nearest levels' detail."""
-        base = imresize(x, scale=scale, size=size)
+        base = in_fp32(lambda t: imresize(t, scale=scale, size=size), x)
         detail = self._detail(x, scale, size)  # channel c is level c + 1; level 0 adds nothing
-        levels = [torch.zeros_like(base), *detail.split(1, dim=1)]
-        return base + blend_levels(levels, scale, self.levels)
+        with fp32_section(x):
+            levels = [torch.zeros_like(base), *detail.split(1, dim=1)]
+            return base + blend_levels(levels, scale, self.levels)
 
     def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
         """``(N, 1, h, w)`` luma in [0, 1] -> ``(N, 1, round(h * scale), round(w * scale))``, not clamped."""
@@ -175,7 +182,7 @@ class ASDN(ResamplingModel):
             raise ValueError(f"ASDN upscales; scale {scale:g} is below 1")
         final = upscaled_size(int(x.shape[-2]), int(x.shape[-1]), scale)
         if scale <= 1.0 + _EPS:
-            return imresize(x, scale=1.0, size=final)
+            return in_fp32(lambda t: imresize(t, scale=1.0, size=final), x)
         schedule = recursion_schedule(scale)
         for k, step in enumerate(schedule):
             last = k == len(schedule) - 1

@@ -26,8 +26,9 @@ CONTRACT (the engine, the learned methods, training and the benchmark rely on it
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import ClassVar, Literal
+from typing import Callable, ClassVar, Iterator, Literal
 
 import numpy as np
 import torch
@@ -39,6 +40,35 @@ from ..ops import imresize
 Color = Literal["y", "rgb"]
 
 
+@contextlib.contextmanager
+def fp32_section(x: torch.Tensor) -> Iterator[None]:
+    """Autocast off for the numerically sensitive part of a network (a no-op when autocast is off).
+
+    Under ``--precision bf16``/``fp16`` the engine runs a network under autocast. The parts
+    an 8-bit output is sensitive to (the bicubic base, the residual add, the last layer,
+    resampling by predicted kernels or offsets) stay fp32: every model marks them with
+    this (or :func:`in_fp32`) and widens its inputs (:func:`widen`). In fp32 runs it
+    changes nothing, so fp32 outputs stay bit-identical.
+    """
+    device_type = x.device.type
+    if device_type in ("cpu", "cuda", "mps") and torch.is_autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):
+            yield
+    else:
+        yield
+
+
+def widen(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 if it is half precision (autocast's output), else unchanged (fp32 and fp64 stay)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def in_fp32(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn(*tensors)`` in float32 even under autocast (see :func:`fp32_section`)."""
+    with fp32_section(tensors[0]):
+        return fn(*(widen(t) for t in tensors))
+
+
 class ResamplingModel(nn.Module):
     """Base class of every network behind a learned ``--method``."""
 
@@ -46,6 +76,9 @@ class ResamplingModel(nn.Module):
     halo: int = 0  # a class default; configurable models set it per instance
     tile_multiple: int = 1  # tiles start on multiples of this many input pixels
     concurrent_tiles: bool = True  # forward is safe to call from several threads at once
+    # Inference on the CPU with weights in channels-last order (``learned.inference_model``): set
+    # where it measured faster; it slowed other networks (DAIR), so it is a per-class choice.
+    channels_last: ClassVar[bool] = False
 
     def supports_scale(self, scale: float) -> bool:
         """True if this architecture can produce ``scale``."""
@@ -85,7 +118,7 @@ class BicubicRefiner(ResamplingModel):
         # ``scale`` sets the kernel and ``size`` the shape, so a tile starting at an input
         # offset ``a`` samples exactly where the whole image does, shifted by ``a * scale``.
         size = upscaled_size(x.shape[-2], x.shape[-1], scale)
-        return self.refine(imresize(x, scale=scale, size=size))
+        return self.refine(in_fp32(lambda t: imresize(t, scale=scale, size=size), x))
 
 
 def refiner_halo(radius: int, min_scale: float = 1.0) -> int:

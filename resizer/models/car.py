@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from ..geometry import downscaled_size, upscaled_size
 from ..ops import adaptive_resample, imresize
-from .base import ResamplingModel
+from .base import ResamplingModel, fp32_section, in_fp32, widen
 from .blocks import ResBlock, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
@@ -126,7 +126,7 @@ class CARDownscaler(ResamplingModel):
         and half-precision sampling positions are off by up to a pixel past 1024.
         """
         kk = self.kernel_size ** 2
-        logits, offsets = self.head(feat).to(dtype).split([kk, 2 * kk], dim=1)
+        logits, offsets = in_fp32(self.head, feat).to(dtype).split([kk, 2 * kk], dim=1)
         offsets = torch.tanh(offsets) * self.max_offset
         offsets_x, offsets_y = offsets.chunk(2, dim=1)
         return torch.softmax(logits, dim=1), offsets_x, offsets_y
@@ -233,10 +233,11 @@ class CARUpscaler(ResamplingModel):
         if scale != self.scale:
             raise ValueError(f"this car-up model was built for x{self.scale}, not x{scale}")
         size = upscaled_size(int(x.shape[-2]), int(x.shape[-1]), self.scale)
-        base = imresize(x, scale=self.scale, size=size)
+        base = in_fp32(lambda t: imresize(t, scale=self.scale, size=size), x)
         feat = self.head(x - 0.5)
         feat = self.trunk(self.body(feat)).add_(feat)
-        return F.pixel_shuffle(self.tail(feat), self.scale).add_(base)
+        with fp32_section(x):  # the last layer and the residual add in fp32 under autocast
+            return F.pixel_shuffle(self.tail(widen(feat)), self.scale).add_(base)
 
 
 # ------------------------------------------------------------------ joint-training pieces

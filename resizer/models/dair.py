@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import ResamplingModel
+from .base import ResamplingModel, fp32_section, widen
 from .blocks import ResBlock, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
@@ -133,7 +133,12 @@ class _KernelNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feat = F.relu_(self.head(x - 0.5))
-        delta = self.tail(self.body(feat))
+        hidden = self.body(feat)
+        with fp32_section(x):  # the last layer and the kernels in fp32 under autocast
+            return self._kernels(self.tail(widen(hidden)))
+
+    def _kernels(self, delta: torch.Tensor) -> list[torch.Tensor]:
+        """The tail's output as zero-sum corrections added to the bicubic phase kernels."""
         n, _, h, w = delta.shape
         s2, f2 = self.scale ** 2, self.size ** 2
         delta = delta.view(n, self.levels, s2, f2, h, w)
@@ -224,14 +229,20 @@ class DAIR(ResamplingModel):
         current, done = x, 1
         for k, (net, stage) in enumerate(zip(self.nets, self.stages)):
             guide = current if k == 0 else torch.cat([current, self._nearest(x, done)], dim=1)
-            current = adaptive_interpolate(current, net(guide), stage, self.kernel_size, self.dilations)
+            current = self._interpolate(current, net(guide), stage)
             done *= stage
         if self.refiner is not None:
             nearest = self._nearest(x, done)
             for _ in range(self.recursions):
                 kernels = self.refiner(torch.cat([current, nearest], dim=1))
-                current = adaptive_interpolate(current, kernels, 1, self.kernel_size, self.dilations)
+                current = self._interpolate(current, kernels, 1)
         return current
+
+    def _interpolate(self, x: torch.Tensor, kernels: list[torch.Tensor], stage: int) -> torch.Tensor:
+        """:func:`adaptive_interpolate`, in fp32 under autocast (its einsum would otherwise run in low precision)."""
+        with fp32_section(x):
+            return adaptive_interpolate(widen(x), [widen(k) for k in kernels], stage, self.kernel_size,
+                                        self.dilations)
 
 
 FAMILY = register_family(ModelFamily("dair", "single", ("dair",), "y", scales=(2, 3, 4), per_scale_config=True, draws_kernels=True,

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..geometry import downscaled_size
-from .base import ResamplingModel
+from .base import ResamplingModel, fp32_section, widen
 from .blocks import shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
@@ -106,7 +106,9 @@ class DownSNet(ResamplingModel):
         pad_h, pad_w = -int(x.shape[-2]) % s, -int(x.shape[-1]) % s
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        out = self.sample(self.body(x)).add_(F.avg_pool2d(x, s))
+        hidden = self.body(x)
+        with fp32_section(x):  # the last layer and the super-pixel residual in fp32 under autocast
+            out = self.sample(widen(hidden)).add_(F.avg_pool2d(x, s))
         return out[:, :, :out_h, :out_w]
 
     def forward(self, x: torch.Tensor, scale: float, levels: int = 255) -> torch.Tensor:
@@ -158,7 +160,8 @@ class UpSNet(ResamplingModel):
         s = self.scale
         tiled = x.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)
         feat = self.body(F.relu_(self.head(x - 0.5)))
-        return F.pixel_shuffle(self.tail(feat), s).add_(tiled)
+        with fp32_section(x):  # the last layer and the sub-pixel residual in fp32 under autocast
+            return F.pixel_shuffle(self.tail(widen(feat)), s).add_(tiled)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import BicubicRefiner, refiner_halo
+from .base import BicubicRefiner, in_fp32, refiner_halo
 from .registry import ModelFamily, register_architecture, register_family
 
 
@@ -35,7 +35,7 @@ class SRCNN(BicubicRefiner):
     def refine(self, upscaled: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.conv1(upscaled))
         out = self.relu(self.conv2(out))
-        return self.conv3(out)
+        return in_fp32(self.conv3, out)  # the last layer in fp32 under autocast
 
 
 FAMILY = register_family(ModelFamily("srcnn", "single", ("srcnn",), "y", scales=(3,),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import BicubicRefiner, refiner_halo
+from .base import BicubicRefiner, in_fp32, refiner_halo
 from .registry import ModelFamily, register_architecture, register_family
 
 
@@ -20,6 +20,8 @@ from .registry import ModelFamily, register_architecture, register_family
                        depth=20, channels=64)
 class VDSR(BicubicRefiner):
     """``depth`` 3x3 convolutions (the first and last change the channel count)."""
+
+    # channels_last measured 0.018 -> 0.030 MP/s here but moves one golden pixel by a level: not taken.
 
     def __init__(self, depth: int = 20, channels: int = 64) -> None:
         super().__init__()
@@ -38,7 +40,9 @@ class VDSR(BicubicRefiner):
         self.halo = refiner_halo(self.radius)
 
     def refine(self, upscaled: torch.Tensor) -> torch.Tensor:
-        return upscaled + self.body(upscaled)
+        # Under autocast the body runs in low precision; its last layer and the residual add in fp32.
+        hidden = self.body[:-1](upscaled)
+        return in_fp32(lambda u, h: u + self.body[-1](h), upscaled, hidden)
 
 
 FAMILY = register_family(ModelFamily("vdsr", "single", ("vdsr",), "y", scales=(2, 3, 4),

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,6 +50,7 @@ _ENTRY_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
     "source": ((str,), True),
     "hub_repo": ((str, type(None)), False),
     "hub_revision": ((str, type(None)), False),
+    "precision": ((dict,), False),
 }
 _RECIPE_SCHEMA: dict[str, tuple[type, ...]] = {
     "data": (str,),
@@ -86,6 +87,10 @@ class WeightsEntry:
     (``None``: ``$RESIZER_HUB_REPO`` or ``resizer-project/weights``, and ``main``).
     ``recipe`` has data, steps, batch, patch, schedule, seed, hardware, wall_time_s and
     command; ``scores`` maps a benchmark set to ``{"x3": {"psnr": .., "ssim": ..}}``.
+    ``precision`` (optional) holds the measured cost and speed of each low precision per
+    device kind (:mod:`resizer.precision`, written by ``benchmarks/measure_precision.py``);
+    ``--precision auto`` reads it. Re-exported weights start without it: a measurement
+    belongs to one file.
     """
 
     name: str
@@ -104,6 +109,7 @@ class WeightsEntry:
     source: str = "bundled"
     hub_repo: str | None = None
     hub_revision: str | None = None
+    precision: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "manifest entry") -> "WeightsEntry":
@@ -111,7 +117,7 @@ class WeightsEntry:
         problems = _entry_problems(data)
         if problems:
             raise ModelError(f"{where}: {'; '.join(problems)}")
-        values = {f.name: data.get(f.name, f.default) for f in fields(cls)}
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["scales"] = [float(s) for s in data["scales"]]
         return cls(**values)
 
@@ -119,6 +125,8 @@ class WeightsEntry:
         """The manifest JSON object, keys in a stable order."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["scales"] = [float(s) for s in self.scales]
+        if not self.precision:
+            del out["precision"]  # entries never measured keep their old shape
         return json.loads(json.dumps(out))  # deep copy, JSON types only
 
     @property

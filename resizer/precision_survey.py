@@ -1,0 +1,152 @@
+"""Measure what each low precision costs and gains for one weights entry, and record it in the manifest.
+
+``--precision auto`` (:mod:`resizer.precision`) chooses from these numbers, so they are
+measured, never assumed: the benchmark protocol (:func:`resizer.evaluation.evaluate`,
+exactly what ``resizer eval`` runs) on Set5 and Set14 at every scale the entry is
+scored at, in fp32 and in each low precision this device runs, in the same process;
+``loss_db`` is the worst (largest) fp32-minus-low PSNR over those scales, per set. A pair
+(CAR, DSN) is measured on its round trip with both halves in the precision, and that
+result is recorded on both halves. ``speedup`` is fp32's time over the precision's on
+one synthetic image through the same method path (best of a few runs).
+
+The result is written into the entry's ``precision`` field under this machine's
+:func:`resizer.precision.device_kind`, beside the measurements of other device kinds.
+``benchmarks/measure_precision.py NAME...`` is the command.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from .precision import BENCH_SETS, device_kind, supported_precisions
+
+__all__ = ["entry_scales", "measure_entry", "partner_entries", "record_measurement"]
+
+
+def entry_scales(entry: Any) -> list[float]:
+    """The scales to measure an entry at: those it is scored at in the manifest, else those it serves."""
+    scored = {float(key[1:]) for by_scale in entry.scores.values() for key in by_scale}
+    return sorted(scored or {float(s) for s in entry.scales})
+
+
+def _quality(entry: Any, datasets: dict[str, Path], scales: list[float], precision: str,
+             device: str) -> dict[str, dict[str, float]]:
+    """``{set: {"x2": psnr}}`` of the entry's method with the benchmark protocol in ``precision``."""
+    from .evaluation import evaluate
+    from .methods import RunOptions
+    from .models import get_family
+    from .weights.manifest import format_scale
+
+    family = get_family(entry.family)
+    down = family.name if family.is_pair else "matlab-bicubic"
+    options = RunOptions(device=device, precision=precision)
+    scores: dict[str, dict[str, float]] = {}
+    for name, folder in datasets.items():
+        for result in evaluate([folder], scales, down=down, up=family.name, options=options):
+            scores.setdefault(name, {})[f"x{format_scale(result.scale)}"] = round(result.psnr, 4)
+    return scores
+
+
+def _seconds(entry: Any, scale: float, precision: str, device: str, megapixels: float) -> float:
+    """Best time of the entry's method on a synthetic ``megapixels`` image in ``precision``."""
+    from .bench import bench_picture
+    from .geometry import downscaled_size, upscaled_size
+    from .image_io import Picture
+    from .methods import ResizeRequest, RunOptions, get_method
+
+    method = get_method(entry.family)
+    pixels = bench_picture(megapixels)
+    height, width = pixels.shape[:2]
+    if entry.task == "down":
+        out_h, out_w = downscaled_size(height, width, int(scale))
+    else:
+        out_h, out_w = upscaled_size(height, width, scale)
+    request = ResizeRequest(entry.task, (out_w, out_h), scale)
+    options = RunOptions(device=device, precision=precision)
+    picture = Picture(pixels)
+    best = math.inf
+    for _ in range(3):  # the first run also warms kernels and caches; the best one counts
+        started = time.perf_counter()
+        method.resize(picture, request, options)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure_entry(name: str, datasets: dict[str, Path], device: str = "cpu", megapixels: float = 0.25,
+                  log: Callable[[str], None] = lambda _: None) -> dict[str, dict[str, Any]]:
+    """``{entry name: {precision: {"loss_db": {set: dB}, "speedup": x, ...}}}`` for ``name`` on ``device``.
+
+    A pair's half brings its partner: the round trip is scored once, each half timed on its
+    own. ``datasets`` maps each of ``BENCH_SETS`` to its folder. Only precisions this
+    device runs are measured.
+    """
+    import torch
+
+    from .devices import cpu_name, resolve_device
+    from .errors import UsageError
+    from .weights import get_entry
+
+    missing = [s for s in BENCH_SETS if s not in datasets]
+    if missing:
+        raise UsageError(f"need the benchmark sets {', '.join(missing)}")
+    entries = [get_entry(n) for n in [name, *partner_entries(name)]]
+    dev = resolve_device(device)
+    scales = [s for s in entry_scales(entries[0]) if s > 1]
+    if not scales:
+        raise UsageError(f"weights '{name}' are scored at no scale above 1; nothing to measure")
+    speed_scale = 2.0 if any(abs(s - 2.0) < 1e-9 for s in scales) else scales[0]
+    log(f"{name}: fp32 on {', '.join(datasets)} at x{', x'.join(f'{s:g}' for s in scales)}")
+    reference = _quality(entries[0], datasets, scales, "fp32", str(dev))
+    fp32_s = {e.name: _seconds(e, speed_scale, "fp32", str(dev), megapixels) for e in entries}
+    where = f"{cpu_name() if dev.type == 'cpu' else torch.cuda.get_device_name(dev)}, torch {torch.__version__}, " \
+            f"{torch.get_num_threads()} threads"
+    how = "round trip, both halves in this precision" if len(entries) > 1 else "matlab-bicubic down, this entry up"
+    results: dict[str, dict[str, Any]] = {e.name: {} for e in entries}
+    for precision in supported_precisions(dev)[1:]:
+        log(f"{name}: {precision}")
+        scores = _quality(entries[0], datasets, scales, precision, str(dev))
+        by_scale = {s: {k: round(reference[s][k] - scores[s][k], 4) for k in reference[s]} for s in reference}
+        for e in entries:
+            seconds = _seconds(e, speed_scale, precision, str(dev), megapixels)
+            results[e.name][precision] = {
+                "loss_db": {s: max(by_scale[s].values()) for s in by_scale}, "loss_by_scale": by_scale,
+                "speedup": round(fp32_s[e.name] / seconds, 3), "speed_scale": speed_scale,
+                "speed_megapixels": megapixels, "measured_on": where, "how": how,
+            }
+    return results
+
+
+def _is_pair(entry: Any) -> bool:
+    from .models import get_family
+
+    return get_family(entry.family).is_pair
+
+
+def record_measurement(name: str, results: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """Write ``results`` into entry ``name``'s ``precision`` field under this device's kind; returns the field.
+
+    Other device kinds' numbers are kept.
+    """
+    from .devices import resolve_device
+    from .weights import get_entry, upsert_manifest_entry
+
+    kind = device_kind(resolve_device(device))
+    entry = get_entry(name)
+    field = {**entry.precision, kind: results}
+    upsert_manifest_entry(replace(entry, precision=field))
+    return field
+
+
+def partner_entries(name: str) -> list[str]:
+    """The other half of a pair's entry (same family and scales, the other task); ``[]`` for single networks."""
+    from .weights import get_entry, read_manifest
+
+    entry = get_entry(name)
+    if not _is_pair(entry):
+        return []
+    return [e.name for e in read_manifest() if e.family == entry.family and e.task != entry.task
+            and sorted(e.scales) == sorted(entry.scales)]

@@ -1,0 +1,40 @@
+"""``resizer bench``: every precision asked for, and ratios to EDSR-baseline and RRDBNet from the same run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from resizer import bench
+from resizer import precision as prec
+from resizer.cli import app
+
+
+def _records(args: list[str]) -> list[dict]:
+    result = CliRunner().invoke(app, ["bench", *args, "--megapixels", "0.002", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_bench_measures_each_precision_with_fp32_yardsticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "_MIN_SECONDS", 0.0)  # one run per measurement
+    low = [p for p in ("bf16",) if p in prec.supported_precisions(prec.torch.device("cpu"))]
+    args = ["--method", "vdsr", "--method", "rrdbnet", "--scale", "2", "--scale", "4", "--precision", "fp32",
+            "--precision", "auto", *[a for p in low for a in ("--precision", p)]]
+    speed = [r for r in _records(args) if r["record"] == "speed"]
+    vdsr = {(r["scale"], r["precision"]): r for r in speed if r["method"] == "vdsr"}
+    assert set(vdsr) == {(s, p) for s in (2.0, 4.0) for p in ["fp32", *low]}  # auto resolved, not run twice
+    assert any("= auto" in r["note"] for r in vdsr.values())
+    edsr = [r for r in speed if r["method"] == "edsr-baseline"]
+    assert {r["precision"] for r in edsr} == {"fp32"} and len(edsr) == 2
+    rrdb = next(r for r in speed if r["method"] == "rrdbnet" and r["precision"] == "fp32")
+    for row in vdsr.values():
+        assert row["vs_rrdbnet"] == pytest.approx(row["out_mp_per_s"] / rrdb["out_mp_per_s"])
+
+
+def test_bench_refuses_a_precision_the_device_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prec, "cpu_supports", lambda p: p == "fp32")
+    result = CliRunner().invoke(app, ["bench", "--method", "srcnn", "--precision", "bf16", "--device", "cpu"])
+    assert result.exit_code == 2 and "--precision bf16 is not supported" in result.output
