@@ -110,7 +110,7 @@ def quality(datasets: Path, work: Path) -> None:
     """
     from resizer.geometry import SizeSpec
     from resizer.image_io import load_picture
-    from resizer.pipeline import resize_picture
+    from resizer.resizing import resize_picture
     from resizer.shrink_on_load import MARGIN, shrink_hint
 
     images = sorted((datasets / "bench" / "set5").glob("*.png")) + sorted((datasets / "bench" / "set14").glob("*.png"))

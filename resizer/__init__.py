@@ -34,7 +34,9 @@ from .api import Resizer, resize
 from .errors import ImageReadError, ImageWriteError, ModelError, ResizerError, UsageError
 from .image_io import Metadata, Picture, load_picture, picture_from_pil, picture_to_pil, save_picture
 from .methods import Method, RunOptions, get_method, list_methods, register_method
-from .pipeline import BatchSettings, FileResult, SizeSpec, resize_picture, run_batch
+from .geometry import SizeSpec
+from .pipeline import BatchSettings, FileResult, run_batch
+from .resizing import resize_picture
 
 __all__ = [
     "__version__", "BatchSettings", "FileResult", "ImageReadError", "ImageWriteError", "Metadata", "Method",

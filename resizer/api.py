@@ -31,7 +31,7 @@ from .image_io import (DEFAULT_MAX_PIXELS, Metadata, Picture, encode_picture, lo
                        picture_to_pil, source_output_format, to_8bit)
 from .methods import Direction, Method, RunOptions
 from .geometry import SizeSpec, fit_ratio, parse_box
-from .pipeline import resize_picture
+from .resizing import resize_picture
 
 Box = Union[str, tuple]  # "320x240", "320x", (320, 240), (320, None)
 ImageLike = Union[Image.Image, np.ndarray, Picture, bytes, str, os.PathLike]

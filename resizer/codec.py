@@ -29,7 +29,8 @@ import numpy as np
 from .errors import UsageError
 from .image_io import WRITE_FORMATS, Picture, encode_picture, load_picture, to_8bit
 from .methods import ResizeRequest, RunOptions, get_method
-from .pipeline import BatchSettings, SizeSpec
+from .geometry import SizeSpec
+from .pipeline import BatchSettings
 
 __all__ = ["CODECS", "RatePoint", "RateSummary", "bjontegaard", "codec_format", "decode_settings", "encode_settings",
            "gain_at_equal_rate", "rate_distortion", "summarize"]

@@ -14,7 +14,8 @@ from resizer.image_io import Picture
 from resizer.models import create_model
 from resizer.models.asdn import blend_levels, level_index, level_scales, linear_resample, recursion_schedule
 from resizer.geometry import upscaled_size
-from resizer.pipeline import SizeSpec, plan_resize
+from resizer.geometry import SizeSpec
+from resizer.resizing import plan_resize
 
 
 def test_level_scales() -> None:

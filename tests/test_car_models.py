@@ -12,7 +12,7 @@ from resizer.models import create_model, get_architecture
 from resizer.models.car import (
     CARDownscaler, CARLossWeights, CARUpscaler, car_joint_loss, offset_distance_loss, offset_tv_loss, quantize,
 )
-from resizer.pipeline import SizeSpec, output_size
+from resizer.geometry import SizeSpec, output_size
 
 TINY_DOWN = {"feats": 8, "blocks": 1}
 TINY_UP = {"feats": 8, "blocks": 1}

@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from resizer.cli import app
-from resizer.pipeline import SizeSpec, output_size
+from resizer.geometry import SizeSpec, output_size
 
 from .conftest import synthetic_photo
 

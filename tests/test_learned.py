@@ -18,7 +18,8 @@ from resizer.learned import LearnedMethod, bicubic_to, upscale_picture
 from resizer.methods import ResizeRequest, RunOptions, get_method, list_methods
 from resizer.models import ResamplingModel, create_model
 from resizer.ops import imresize
-from resizer.pipeline import SizeSpec, resize_picture
+from resizer.geometry import SizeSpec
+from resizer.resizing import resize_picture
 from resizer.color import rgb_to_ycbcr, ycbcr_to_rgb
 from resizer.tensors import pixels_to_tensor, tensor_to_pixels
 from resizer.weights import clear_model_cache, save_weights

@@ -21,7 +21,8 @@ from resizer.errors import ResizerError
 from resizer.image_io import load_picture
 from resizer.models import ResamplingPair, create_model
 from resizer.pairing import Pairing, read_pairing
-from resizer.pipeline import DEFAULT_METHOD, SizeSpec, plan_resize
+from resizer.geometry import SizeSpec
+from resizer.resizing import DEFAULT_METHOD, plan_resize
 from resizer.training import TrainConfig, train
 from resizer.weights import read_manifest
 

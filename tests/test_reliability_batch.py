@@ -255,7 +255,8 @@ if os.environ["ENTRY"] == "cli":
     sys.argv = ["resizer", *sys.argv[1:]]
     main()
 else:  # the Python API: run_batch itself turns SIGTERM into an interrupt
-    from resizer.pipeline import BatchSettings, SizeSpec, run_batch
+    from resizer.geometry import SizeSpec
+    from resizer.pipeline import BatchSettings, run_batch
     try:
         run_batch([sys.argv[2]], BatchSettings("down", SizeSpec(scale=2), output=sys.argv[-3], jobs=1))
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from resizer.cli import app
 from resizer.geometry import SizeSpec
 from resizer.image_io import load_picture
-from resizer.pipeline import resize_picture
+from resizer.resizing import resize_picture
 from resizer.shrink_on_load import shrink_hint
 
 from .conftest import synthetic_photo

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from resizer.batch_output import FolderSelection, summary_line
 from resizer.cli import app
-from resizer.pipeline import BatchSettings, SizeSpec, run_batch
+from resizer.geometry import SizeSpec
+from resizer.pipeline import BatchSettings, run_batch
 
 from .conftest import REPO, synthetic_photo
 

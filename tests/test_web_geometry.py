@@ -14,7 +14,7 @@ from resizer.cli import app
 from resizer.framing import attention_origin, crop_picture
 from resizer.geometry import SizeSpec, parse_box, plan_size
 from resizer.image_io import Picture, load_picture
-from resizer.pipeline import resize_picture
+from resizer.resizing import resize_picture
 
 from .conftest import synthetic_photo
 

@@ -17,7 +17,8 @@ from ..geometry import parse_box, parse_scale, round_half_up
 from ..image_io import DEFAULT_MAX_PIXELS, EncodeOptions
 from ..image_io.write import SUBSAMPLINGS
 from ..methods import RunOptions
-from ..pipeline import BatchSettings, FileResult, SizeSpec, run_batch
+from ..geometry import SizeSpec
+from ..pipeline import BatchSettings, FileResult, run_batch
 from .app import (
     EXIT_FAILED,
     EXIT_OK,

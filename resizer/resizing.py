@@ -1,0 +1,125 @@
+"""One picture in memory: which method, which size, and the resize itself.
+
+The batch (:mod:`resizer.pipeline`) and the Python API (:mod:`resizer.api`) both come here:
+``plan_picture`` picks the method (a paired thumbnail's own upscaler, the one asked for, or
+``DEFAULT_METHOD``) and the size plan (:func:`resizer.geometry.plan_size`); ``resize_planned``
+checks the output size, runs the method (or keeps the picture, for a box it already fits)
+and crops for ``--fill``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from .errors import ResizerError, UsageError
+from .framing import crop_picture
+from .geometry import SizePlan, SizeSpec, plan_size
+from .image_io import DEFAULT_MAX_PIXELS, Picture
+from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
+from .pairing import PAIRING_KEYS, read_pairing
+from .shrink_on_load import forget_full_size, source_size
+
+# ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
+# metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_picture``).
+DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
+
+
+def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
+                require_pairing: bool = False) -> tuple[Method, ResizeRequest]:
+    """The method and request for one picture (:func:`plan_picture` without the box plan)."""
+    method, request, _ = plan_picture(picture, direction, spec, requested, require_pairing)
+    return method, request
+
+
+def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
+                 require_pairing: bool = False) -> tuple[Method, ResizeRequest, SizePlan | None]:
+    """The method, request and size plan (None: a paired restore) for one picture.
+
+    ``up`` of a paired thumbnail (pairing metadata, :mod:`resizer.pairing`, and the size
+    it was made at) uses the partner upscaler and restores the original size, when no
+    other method and no other scale is asked for; ``--scale``/``--width``/``--height``
+    may then be left out. Otherwise: the method asked for, else ``DEFAULT_METHOD``.
+    """
+    if direction == "up":
+        try:
+            pairing = read_pairing(picture.metadata.text)
+        except ResizerError:
+            if require_pairing or spec.empty:
+                raise  # the pairing was to restore the size: say why it cannot
+            pairing = None  # a size was given: the malformed pairing is not needed
+        if (pairing is not None and pairing.fits((picture.width, picture.height))
+                and requested in (None, pairing.method)
+                and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
+            method = get_method(pairing.method)
+            return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
+        if require_pairing:
+            reason = "no resizer pairing metadata" if pairing is None else (
+                f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
+                f"of {pairing.original_size[0]}x{pairing.original_size[1]})")
+            raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn'; "
+                               "enlarge ordinary images with 'resizer up --scale S'")
+    if spec.empty:
+        raise UsageError("give one of --scale, --width, --height, --fit or --fill (only thumbnails made by a paired method, "
+                         "such as 'down --method car', know their original size)")
+    plan = plan_size(*source_size(picture), direction, spec)
+    return get_method(requested or DEFAULT_METHOD[direction]), ResizeRequest(direction, plan.size, plan.scale), plan
+
+
+def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> None:
+    """``UsageError`` if an output of ``size`` would have more than ``max_output_pixels`` pixels.
+
+    Checked before any resampling, so an absurd size is one line, not an allocation failure.
+    """
+    if max_output_pixels is not None and size[0] * size[1] > max_output_pixels:
+        raise UsageError(f"the output would be {size[0]}x{size[1]} ({size[0] * size[1]} pixels), more than "
+                         f"--max-output-pixels {max_output_pixels}")
+
+
+def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
+                   run: RunOptions | None = None, require_pairing: bool = False,
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   settings_used: dict | None = None) -> tuple[Picture, Method]:
+    """Resize one in-memory picture; the Python API's simplest entry point.
+
+    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with.
+    """
+    resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels,
+                                        settings_used)
+    return resized, chosen
+
+
+def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
+                   run: RunOptions | None = None, require_pairing: bool = False,
+                   max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   settings_used: dict | None = None) -> tuple[Picture, Method, bool]:
+    """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped)."""
+    if method is None and run is not None and run.weights:
+        from .weights.infer import infer_method
+
+        method = infer_method(run.weights)  # the file says what reads it
+    chosen, request, plan = plan_picture(picture, direction, spec, method, require_pairing)
+    check_output_size(request.size, max_output_pixels)
+    if plan is not None and plan.keep:
+        resized = copy.copy(picture)  # the caller's picture keeps its own metadata object
+    else:
+        chosen.validate(request, run)
+        resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
+        if settings_used is not None:
+            settings_used["device"], settings_used["precision"] = chosen.run_settings(request, run or RunOptions())
+    if plan is not None and plan.crop is not None:
+        resized = crop_picture(resized, plan.crop, spec.gravity)
+    return _without_stale_pairing(resized, picture), chosen, not (plan is not None and plan.keep)
+
+
+def _without_stale_pairing(resized: Picture, source: Picture) -> Picture:
+    """Drop pairing keys the output only inherited: a restored or re-resized image is no paired thumbnail.
+
+    A paired downscale writes fresh keys (another original size), which are kept.
+    """
+    inherited = {k: source.metadata.text.get(k) for k in PAIRING_KEYS}
+    if all(v is None for v in inherited.values()) or {k: resized.metadata.text.get(k) for k in PAIRING_KEYS} != inherited:
+        return resized
+    text = {k: v for k, v in resized.metadata.text.items() if k not in PAIRING_KEYS}
+    resized.metadata = dataclasses.replace(resized.metadata, text=text)  # a fresh Metadata: the source keeps its own
+    return resized
