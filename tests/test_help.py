@@ -44,3 +44,21 @@ def test_show_completion_prints_a_script() -> None:
         result = _resizer("--show-completion", shell, env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
         assert result.returncode == 0, result.stderr
         assert f"_RESIZER_COMPLETE={marker}" in result.stdout.replace(" ", ""), shell
+
+
+def test_each_direction_explains_scale_with_its_own_example_and_options() -> None:
+    up = " ".join(_resizer("up", "--help").stdout.split())
+    down = " ".join(_resizer("down", "--help").stdout.split())
+    assert "'--scale 2.7' gives 2.7 times" in up and "a quarter" not in up
+    assert "'--scale 4' gives a quarter" in down and "2.7 times" not in down
+    for option in ("--only-shrink", "--shrink-on-load"):
+        assert option in down and option not in up
+    assert ".pth" in up and "run folder" in up  # --weights takes community files and training runs
+
+
+def test_a_hidden_down_option_given_to_up_is_refused_with_a_reason(tmp_path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    result = _resizer("up", str(tmp_path / "a.png"), "--width", "16", "--only-shrink", "-m", "bicubic")
+    assert result.returncode == 2 and "--only-shrink is for 'resizer down'" in result.stderr

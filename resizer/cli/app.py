@@ -263,7 +263,7 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (the fastes
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Weights file, or hf://OWNER/REPO/FILE.safetensors[@REVISION].")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Weights: a model file (.safetensors, or a community .pth/.ckpt), a 'resizer train' run folder, or hf://OWNER/REPO/FILE.safetensors[@REVISION]; the method follows from the file.")]
 
 
 def _flag_given(args: list[str], flag: str) -> bool:

@@ -38,8 +38,11 @@ from .app import (
 )
 from .tile_progress import TileProgress
 
-InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", show_default=False)]
-ScaleOpt = Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1 ('down --scale 4' gives a quarter of the size), or a percentage of the input size ('--scale 25%').", show_default=False)]
+InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", metavar="INPUT", show_default=False)]
+ScaleOpts = {  # the example in each command's help is of its own direction
+    "down": Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1: '--scale 4' gives a quarter of the width and height; or a percentage of the input size ('--scale 25%').", show_default=False)],
+    "up": Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1: '--scale 2.7' gives 2.7 times the width and height; or a percentage of the input size ('--scale 250%').", show_default=False)],
+}
 WidthOpt = Annotated[Optional[int], typer.Option("--width", "-W", help="Output width in pixels; the height keeps the aspect ratio.")]
 HeightOpt = Annotated[Optional[int], typer.Option("--height", "-H", help="Output height in pixels; the width keeps the aspect ratio.")]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="Resizing method (see 'resizer methods').")]
@@ -220,10 +223,17 @@ def _run_with_progress(inputs, settings, report, console, tiles: TileProgress):
         return run_batch(inputs, settings, on_result=on_result)
 
 
+# ``down``-only options stay accepted by ``up`` (which refuses them with a reason) but out of its help.
+_UP_HIDDEN = {
+    "only_shrink": Annotated[bool, typer.Option("--only-shrink", hidden=True)],
+    "shrink_on_load": Annotated[bool, typer.Option("--shrink-on-load/--no-shrink-on-load", hidden=True)],
+}
+
+
 def _make_command(direction: str, help_text: str):
     def command(
         inputs: InputsArg,
-        scale: ScaleOpt = None,
+        scale: Optional[str] = None,
         width: WidthOpt = None,
         height: HeightOpt = None,
         method: MethodOpt = None,
@@ -267,6 +277,10 @@ def _make_command(direction: str, help_text: str):
              weights=weights, as_json=as_json, quiet=quiet, debug=debug)
 
     command.__doc__ = help_text
+    # typer reads the annotations: give each direction its own --scale help, and hide down's options from up
+    command.__annotations__["scale"] = ScaleOpts[direction]
+    if direction == "up":
+        command.__annotations__.update(_UP_HIDDEN)
     return command
 
 
