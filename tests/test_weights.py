@@ -458,12 +458,16 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_installed_package_brings_its_man_pages_for_man(built_wheel: Path, tmp_path: Path) -> None:
     """``pip install`` puts the pages in <prefix>/share/man/man1, where man(1) looks beside <prefix>/bin."""
     prefix = tmp_path / "venv"
+    own_script = Path(sys.executable).with_name("resizer")
+    had_script = own_script.exists()
+    # --ignore-installed: without it pip first uninstalls this environment's own resizer
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--prefix", str(prefix),
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", "--prefix", str(prefix),
          str(built_wheel)],
         capture_output=True, text=True, env={**os.environ, **_PIP_OFFLINE}, timeout=300,
     )  # fmt: skip
     assert install.returncode == 0, install.stdout + install.stderr
+    assert own_script.exists() == had_script, "installing into a prefix removed the running environment's resizer"
     pages = {p.name for p in (prefix / "share" / "man" / "man1").glob("*.1")}
     assert pages == {p.name for p in (REPO / "man").glob("*.1")}
     assert (prefix / "bin" / "resizer").is_file()
