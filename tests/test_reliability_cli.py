@@ -289,8 +289,10 @@ main()
 def _stopped(tmp_path: Path, args: list[str], signum: int) -> tuple[int, str]:
     ready = tmp_path / "ready"
     env = {**os.environ, "PYTHONPATH": str(REPO), "READY": str(ready)}
+    # A shell's background job inherits an ignored SIGINT; the user's Ctrl-C is not ignored, so undo that.
     proc = subprocess.Popen([sys.executable, "-c", _STALL, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            env=env, cwd=REPO, text=True)
+                            env=env, cwd=REPO, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
