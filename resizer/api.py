@@ -57,14 +57,11 @@ class Resizer:
     refuses absurd outputs before any pixel is made (``None``: no limit).
     """
 
-    def __init__(self, method: str | None = None, *, device: str = "auto", precision: str | None = None,
+    def __init__(self, method: str | None = None, *, device: str = "auto", precision: str = "auto",
                  tile: int | None = None, weights: str | None = None,
                  max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
-        settings: dict[str, Any] = {"device": device, "tile": tile, "weights": weights}
-        if precision is not None:
-            settings["precision"] = precision
         self.method = method.strip().lower() if method else None
-        self.options = RunOptions(**settings)
+        self.options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
         self.max_output_pixels = max_output_pixels
         self.last_method: Method | None = None  # the method that served the latest call
 
@@ -94,7 +91,7 @@ class Resizer:
 def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: int | None = None,
            height: int | None = None, fit: Box | None = None, fill: Box | None = None, gravity: str = "centre",
            direction: Direction | None = None, method: str | None = None,
-           device: str = "auto", precision: str | None = None, tile: int | None = None,
+           device: str = "auto", precision: str = "auto", tile: int | None = None,
            weights: str | None = None, max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> T | Picture:
     """Resize a Pillow image, NumPy array, :class:`Picture`, path or file bytes; return the same kind.
 
@@ -104,6 +101,9 @@ def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: i
       array of the same shape layout and dtype out;
     - bytes of an image file in, bytes of the same format out (PNG for formats resizer reads
       but does not write); a path in, a :class:`Picture` out (save it with ``save_picture``).
+
+    All metadata is kept, GPS included: the command line's output policy (``--strip-gps`` by
+    default, ``--srgb``) applies where files are written, not to images handed back.
 
     See :class:`Resizer` for the options and the size arguments.
 
