@@ -27,10 +27,11 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageReadError, ResizerError, UsageError
-from .image_io import (DEFAULT_MAX_PIXELS, Metadata, Picture, encode_picture, load_picture, picture_from_pil,
+from .geometry import SizeSpec, fill_ratio, fit_ratio, parse_box
+from .image_io import (DEFAULT_MAX_PIXELS, Picture, encode_picture, load_picture, picture_from_pil,
                        picture_to_pil, source_output_format, to_8bit)
+from .image_io.metadata import read_metadata
 from .methods import Direction, Method, RunOptions
-from .geometry import SizeSpec, fit_ratio, parse_box
 from .resizing import resize_picture
 
 Box = Union[str, tuple]  # "320x240", "320x", (320, 240), (320, None)
@@ -180,8 +181,8 @@ def _ratio_and_spec(picture: Picture, asked: SizeAsked) -> tuple[float, SizeSpec
         return fit_ratio(picture.width, picture.height, box), SizeSpec(fit=box)  # type: ignore[arg-type]
     box = _box(asked.fill, "fill", partial=False)
     assert box is not None and box[0] is not None and box[1] is not None
-    ratio = max(box[0] / picture.width, box[1] / picture.height)
-    return ratio, SizeSpec(fill=(box[0], box[1]), gravity=asked.gravity)
+    fill = (box[0], box[1])
+    return fill_ratio(picture.width, picture.height, fill), SizeSpec(fill=fill, gravity=asked.gravity)
 
 
 # --------------------------------------------------------------------------- kinds of image
@@ -221,14 +222,8 @@ def _picture_of_pil(image: Image.Image) -> Picture:
         image.load()  # an image from Image.open is decoded lazily
     except (OSError, ValueError) as exc:
         raise ImageReadError(f"the Pillow image cannot be decoded: {exc}") from None
-    info = image.info
-    dpi = info.get("dpi")
-    exif = info.get("exif")
-    if isinstance(exif, bytes) and not exif.startswith(b"Exif\0\0"):
-        exif = b"Exif\0\0" + exif
-    metadata = Metadata(icc_profile=info.get("icc_profile") or None, exif=exif or None,
-                        dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
-                        source_format=image.format)
+    # the file reader's own rules (EXIF prefix, DPI checks, XMP, resizer's pairing text), orientation untouched
+    metadata = read_metadata(image, image.info.get("icc_profile"), 1, image.format, 1)
     try:
         return picture_from_pil(image, metadata)
     except (ValueError, OSError) as exc:
@@ -241,7 +236,7 @@ def _pil_of_picture(picture: Picture) -> Image.Image:
     except ValueError as exc:
         raise ResizerError(f"the result has no Pillow mode ({exc}); resize a NumPy array instead") from None
     meta = picture.metadata
-    for key, value in (("icc_profile", meta.icc_profile), ("exif", meta.exif), ("dpi", meta.dpi)):
+    for key, value in (("icc_profile", meta.icc_profile), ("exif", meta.exif), ("dpi", meta.dpi), ("xmp", meta.xmp)):
         if value:
             image.info[key] = value
     return image

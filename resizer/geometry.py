@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ResizerError, UsageError
+from .errors import UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -220,7 +220,7 @@ def output_size(width: int, height: int, direction: Direction, spec: SizeSpec) -
 
 
 def plan_size(width: int, height: int, direction: Direction, spec: SizeSpec) -> SizePlan:
-    """The :class:`SizePlan` of one ``width`` x ``height`` input; ``ResizerError`` if ``direction`` cannot serve it."""
+    """The :class:`SizePlan` of one ``width`` x ``height`` input; ``UsageError`` if ``direction`` cannot serve it."""
     spec.check_direction(direction)
     if spec.scale is not None or spec.percent is not None:
         if spec.scale is not None:
@@ -259,6 +259,11 @@ def fit_ratio(width: int, height: int, box: tuple[int | None, int | None]) -> fl
     return min(side / own for side, own in zip(box, (width, height)) if side is not None)
 
 
+def fill_ratio(width: int, height: int, box: tuple[int, int]) -> float:
+    """The factor that makes ``width`` x ``height`` just cover ``box`` (then cropped to it)."""
+    return max(box[0] / width, box[1] / height)
+
+
 def _scaled(width: int, height: int, ratio: float, box: tuple[int | None, int | None]) -> tuple[int, int]:
     """``width`` x ``height`` times ``ratio``, halves up, at least 1, the box's sides exact where they bind."""
     size = [max(1, round_half_up(width * ratio)), max(1, round_half_up(height * ratio))]
@@ -277,7 +282,7 @@ def _box_plan(width: int, height: int, direction: Direction, spec: SizeSpec) -> 
         return SizePlan(_scaled(width, height, ratio, spec.fit), ratio if direction == "up" else 1.0 / ratio)
     box = spec.fill
     assert box is not None
-    ratio = max(box[0] / width, box[1] / height)  # cover the box
+    ratio = fill_ratio(width, height, box)
     if (ratio > 1.0 and direction == "down") or (ratio < 1.0 and direction == "up") or ratio == 1.0:
         # the direction is never reversed: cut what sticks out of the box, keep the rest
         crop = (min(width, box[0]), min(height, box[1]))

@@ -203,3 +203,11 @@ def test_boxes_pick_the_direction_and_match_the_cli(tmp_path: Path, photo_rgb: n
         resize(image, fill="40x")
     with pytest.raises(UsageError, match="only one of"):
         resize(image, fit="40x40", width=10)
+
+
+def test_a_pil_thumbnail_keeps_its_pairing_and_is_restored(tmp_path: Path, photo_rgb: np.ndarray) -> None:
+    original = resizer.Picture(photo_rgb[:64, :64].copy())
+    resizer.save_picture(resize(original, scale=0.5, method="car", device="cpu"), tmp_path / "thumb.png")
+    with Image.open(tmp_path / "thumb.png") as thumbnail:  # resizer's pairing text travels in the PNG's XMP
+        restored = resize(thumbnail, direction="up", device="cpu")
+    assert restored.size == (64, 64)  # the pairing was read from the Pillow image's metadata
