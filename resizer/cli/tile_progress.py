@@ -82,6 +82,7 @@ class TileProgress:
         """Remove the bar of the image that just finished; the next image's clock starts now."""
         with self._lock:
             if self._task is not None:
+                self._display().refresh()  # draw the last tile's count before the bar goes (rich redraws on a timer)
                 self._display().remove_task(self._task)
                 self._task = None
             self._started = time.monotonic()
