@@ -37,7 +37,7 @@ from .shrink_on_load import shrink_hint, source_size
 from .geometry import SizeSpec
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
                        output_format, save_picture, source_output_format, writable_format_for)
-from .methods import Direction, ResizeRequest, RunOptions, get_method
+from .methods import Direction, ResizeRequest, RunOptions, check_linear_light, get_method
 from .output_policy import apply_output_policy
 from .resizing import DEFAULT_METHOD, resize_planned
 
@@ -464,6 +464,7 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
         if jobs:
             # A wrong method name, or a scale the method cannot do, is a usage error: fail before any file.
             method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
+            check_linear_light(method, settings.run)
             if settings.size.scale is not None:
                 method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
             _remove_stale_temporaries(jobs)

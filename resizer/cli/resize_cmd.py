@@ -65,6 +65,8 @@ SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded
 StripGpsOpt = Annotated[bool, typer.Option("--strip-gps/--keep-gps", help="Drop the GPS location (EXIF and XMP) from outputs; the rest of the EXIF is kept.")]
 ProgressiveOpt = Annotated[bool, typer.Option("--progressive", help="JPEG outputs: progressive scans.")]
 SubsamplingOpt = Annotated[Optional[str], typer.Option("--subsampling", help="JPEG outputs: chroma subsampling 4:4:4, 4:2:2 or 4:2:0 (default 4:2:0).", show_default=False)]
+LinearOpt = Annotated[bool, typer.Option("--linear", help="Resample in linear light (sRGB decoded first): fine bright "
+                                         "detail keeps its brightness. Classical filters only.")]
 LosslessOpt = Annotated[bool, typer.Option("--lossless", help="WebP outputs: lossless (--quality is then the compression effort).")]
 # batches (issue 17)
 IncludeOpt = Annotated[Optional[List[str]], typer.Option("--include", help="Folders: only files matching this glob (path inside the folder or name; repeatable).", show_default=False)]
@@ -136,15 +138,15 @@ def check_size_options(direction: str, scale: float | None, width: int | None, h
 
 
 def _run(direction: str, inputs: list[str], *, scale, width, height, box, batch, method, output, fmt, quality, overwrite,
-         skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, as_json, quiet,
-         debug) -> None:
+         skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, linear, as_json,
+         quiet, debug) -> None:
     def settings() -> BatchSettings:
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
             size=size_spec(direction, scale, width, height, max_output_pixels=max_output_pixels, **box),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
-            jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+            jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights, linear_light=linear),
             **{**batch, "encode": encode_options(*batch["encode"])},
         )
         if made.size.empty and direction == "down":
@@ -253,6 +255,7 @@ def _make_command(direction: str, help_text: str):
         progressive: ProgressiveOpt = False,
         subsampling: SubsamplingOpt = None,
         lossless: LosslessOpt = False,
+        linear: LinearOpt = False,
         include: IncludeOpt = None,
         exclude: ExcludeOpt = None,
         hidden: HiddenOpt = False,
@@ -274,7 +277,7 @@ def _make_command(direction: str, help_text: str):
         _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
-             weights=weights, as_json=as_json, quiet=quiet, debug=debug)
+             weights=weights, linear=linear, as_json=as_json, quiet=quiet, debug=debug)
 
     command.__doc__ = help_text
     # typer reads the annotations: give each direction its own --scale help, and hide down's options from up
