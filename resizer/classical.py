@@ -177,14 +177,19 @@ def resize_pixels(pixels: np.ndarray, size: tuple[int, int], filter_name: str) -
     return resize_picture(Picture(pixels), size, filter_name).pixels
 
 
-def resize_picture(picture: Picture, size: tuple[int, int], filter_name: str) -> Picture:
-    """A new picture of ``size`` carrying the same metadata object."""
+def resize_picture(picture: Picture, size: tuple[int, int], filter_name: str,
+                   reducing_gap: float | None = None) -> Picture:
+    """A new picture of ``size`` carrying the same metadata object.
+
+    ``reducing_gap`` (8-bit only; Pillow's own argument): large reductions first average
+    whole blocks (``Image.reduce``) down to that many times the output size, then filter.
+    """
     size = _check_size(size)
     resample = _resample(filter_name)
     if picture.bit_depth == 16:
         return Picture(_resize16(picture.pixels, size, resample), picture.metadata)
     image = picture_to_pil(picture)
-    return picture_from_pil(image.resize(size, resample), picture.metadata)
+    return picture_from_pil(image.resize(size, resample, reducing_gap=reducing_gap), picture.metadata)
 
 
 class PillowMethod(Method):
@@ -205,7 +210,7 @@ class PillowMethod(Method):
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
         if options.linear_light:
             return resize_linear_light(picture, request.size, self.name)
-        return resize_picture(picture, request.size, self.name)
+        return resize_picture(picture, request.size, self.name, options.reducing_gap)
 
 
 METHODS: tuple[PillowMethod, ...] = (

@@ -50,6 +50,8 @@ class RunOptions:
     precision: str = "auto"  # resizer.precision: auto picks per weights from the manifest's measurements
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
     linear_light: bool = False  # resample colour in linear light (``--linear``; the classical filters only)
+    # Filters: reduce by whole blocks first, down to this many times the output size (Pillow's reducing_gap)
+    reducing_gap: float | None = None
     # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
     progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 

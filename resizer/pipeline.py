@@ -33,7 +33,7 @@ from .batch_output import (SIZE_FIELDS, FolderSelection, check_single_output, ch
                            is_template, refuse_terminal, template_folder, walk_images)
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import remove_stale_temporaries
-from .shrink_on_load import shrink_hint, source_size
+from .shrink_on_load import shrink_hint, source_size, with_step_reduction
 from .geometry import SizeSpec
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
                        output_format, save_picture, source_output_format, writable_format_for)
@@ -306,10 +306,15 @@ def _animation_format(job: ResizeJob, settings: BatchSettings, picture: Picture,
     return fmt
 
 
+def _run_options(settings: BatchSettings) -> RunOptions:
+    """How every picture of a file is resized: the settings' options, with step reduction where shrink-on-load is on."""
+    return with_step_reduction(settings.run, settings.direction, settings.shrink_on_load)
+
+
 def _write_animation(job: ResizeJob, settings: BatchSettings, source: str | bytes, first: Picture, fmt: str,
                      stdout) -> None:
     def resize(frame: Picture) -> Picture:
-        return resize_planned(frame, settings.direction, settings.size, settings.method, settings.run, False,
+        return resize_planned(frame, settings.direction, settings.size, settings.method, _run_options(settings), False,
                               settings.max_output_pixels)[0]
 
     frames, durations, loop = resize_frames(source, first, resize, job.display_input)
@@ -342,7 +347,7 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         animated = _animation_format(job, settings, picture, result)
         used: dict = {}
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
-                                                         settings.run, settings.require_pairing,
+                                                         _run_options(settings), settings.require_pairing,
                                                          settings.max_output_pixels, used)
         result.method, result.device, result.precision = method.name, used.get("device"), used.get("precision")
         resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
