@@ -7,7 +7,9 @@ A failure on one input never stops the others: it becomes a ``FileResult`` with
 and then the file being written is removed. Folders give their regular, visible image
 files (:func:`resizer.batch_output.walk_images`); an explicit input must be a regular file
 too (a named pipe would block the run forever). Without ``overwrite`` an output name is
-created exclusively, so concurrent runs never replace each other's files.
+created exclusively, so concurrent runs never replace each other's files. Inputs and outputs
+may be URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://`` to read): a job keeps them as
+strings and :mod:`resizer.storage` reads, checks and puts, so a job runs the same anywhere.
 """
 
 from __future__ import annotations

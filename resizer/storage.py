@@ -130,6 +130,7 @@ def list_images(url: str, selection, exclude: str | None = None) -> list[tuple[s
     fs, path = _filesystem(url)
     root = path.rstrip("/")
     try:
+        fs.invalidate_cache(root)  # a listing cached earlier in this process may be stale
         found = sorted(fs.find(root, detail=False) if root else [])
     except Exception as exc:  # noqa: BLE001 - the store's own error types
         raise ImageReadError(failure(url, exc, "list")) from None
@@ -163,10 +164,13 @@ def check_bucket(url: str) -> None:
         raise UsageError(f"{display(url)}: {scheme}:// is read-only; write to s3://, gs://, az:// or a local folder")
     fs, path = _filesystem(url)
     bucket = path.strip("/").split("/", 1)[0]
+    label = f"{scheme}://{bucket}/"
     try:
         fs.info(bucket)
-    except Exception as exc:  # noqa: BLE001
-        raise ImageWriteError(failure(f"{scheme}://{bucket}/", exc, "write")) from None
+    except FileNotFoundError:
+        raise ImageWriteError(f"{label}: no such bucket") from None
+    except Exception as exc:  # noqa: BLE001 - the store's own error types
+        raise ImageWriteError(failure(label, exc, "write")) from None
 
 
 def read_bytes(url: str) -> bytes:
@@ -184,6 +188,7 @@ def exists(url: str) -> bool:
     """True if an object is stored at ``url``; ``ImageWriteError`` when the store cannot be asked."""
     fs, path = _filesystem(url)
     try:
+        fs.invalidate_cache(path)  # ask the store, not a listing cached earlier in this process
         return bool(fs.exists(path))
     except Exception as exc:  # noqa: BLE001
         raise ImageWriteError(failure(url, exc, "write")) from None

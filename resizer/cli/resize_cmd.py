@@ -200,9 +200,12 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
 
 
 def _has_folder(inputs: list[str]) -> bool:
+    """A local folder, or a URL prefix ending in ``/`` (no store is asked just for the summary line)."""
     from pathlib import Path
 
-    return any(i != "-" and Path(i).is_dir() for i in inputs)
+    from ..storage import is_url
+
+    return any(i.endswith("/") if is_url(i) else i != "-" and Path(i).is_dir() for i in inputs)
 
 
 def _run_with_progress(inputs, settings, report, console, tiles: TileProgress):
