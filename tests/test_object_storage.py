@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import importlib.util
 import io
 import json
 import logging
@@ -25,14 +26,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from resizer.cli import app
-from resizer.errors import UsageError
+from resizer.errors import ImageWriteError, UsageError
 from resizer import storage
 
 from .conftest import synthetic_photo
-
-s3fs = pytest.importorskip("s3fs")
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
 KEY_ID, SECRET = "AKIARESIZERTEST00001", "resizer-test-secret-0001"
 WRONG_SECRET = "WRONG-secret-that-must-never-be-printed-42"
@@ -47,6 +44,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server on a free localhost port, with one IAM user (for the credential checks)."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("s3fs")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
@@ -63,6 +63,8 @@ class Store:
     """The test's bucket, and a plain boto3 client on it (not resizer's code) to check what was written."""
 
     def __init__(self, endpoint: str, bucket: str) -> None:
+        import boto3
+
         self.endpoint, self.bucket = endpoint, bucket
         self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=KEY_ID,
                                    aws_secret_access_key=SECRET)
@@ -88,6 +90,8 @@ class Store:
 @pytest.fixture()
 def s3(s3_endpoint, monkeypatch, tmp_path) -> Store:
     """A fresh bucket; the environment holds test credentials and the endpoint for this test only."""
+    import s3fs
+
     endpoint, _ = s3_endpoint
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
@@ -225,13 +229,21 @@ def test_an_existing_object_is_kept_without_overwrite(s3, tmp_path) -> None:
     assert pixels(s3.get("out/a.png")).shape == (24, 32, 3)
 
 
-def test_an_object_written_meanwhile_is_not_replaced(s3) -> None:
+def test_an_object_written_meanwhile_is_not_replaced(s3, tmp_path, monkeypatch) -> None:
     """The put itself is exclusive (If-None-Match), not only the check before it."""
-    with pytest.raises(Exception) as caught:
-        s3.put("race/a.png", b"first")
+    s3.put("race/a.png", b"first")
+    with pytest.raises(ImageWriteError) as caught:
         storage.put_bytes(s3.url("race/a.png"), b"second", overwrite=False)
     assert isinstance(caught.value.__context__, FileExistsError)
     assert caught.value.__context__.filename == s3.url("race/a.png")
+    local_tree(tmp_path / "in")
+    monkeypatch.setattr(storage, "exists", lambda url: False)  # another run writes between the check and the put
+    raced = run("down", str(tmp_path / "in" / "a.png"), "--scale", "2", "-o", s3.url("race/a.png"))
+    assert raced.exit_code == 1 and raced.stderr.strip() == (
+        f"resizer: error: {s3.url('race/a.png')}: exists (written meanwhile by another process; use --overwrite)")
+    skipped = run("down", str(tmp_path / "in" / "a.png"), "--scale", "2", "-o", s3.url("race/a.png"),
+                  "--skip-existing", "--json")
+    assert skipped.exit_code == 0 and json_rows(skipped.stdout)[0]["status"] == "skipped"
     assert s3.get("race/a.png") == b"first"
 
 
@@ -268,6 +280,8 @@ def iam_checks(endpoint: str):
 def test_wrong_credentials_are_one_error_naming_the_url_not_the_secret(s3, s3_endpoint, tmp_path, monkeypatch) -> None:
     local_tree(tmp_path / "in")
     s3.put("in/a.png", TREE["a.png"])
+    import s3fs
+
     key_id, _ = s3_endpoint[1]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", WRONG_SECRET)
@@ -291,6 +305,7 @@ def test_wrong_credentials_are_one_error_naming_the_url_not_the_secret(s3, s3_en
 @pytest.fixture()
 def http_folder(tmp_path):
     """``tmp_path/site`` served by http.server on localhost: its URL."""
+    pytest.importorskip("aiohttp")  # fsspec's http file system
     site = tmp_path / "site"
     site.mkdir()
 
@@ -338,6 +353,16 @@ def test_a_url_without_its_extra_names_the_extra(monkeypatch, tmp_path) -> None:
                                      'pip install "resizer[s3]"')
     with pytest.raises(UsageError, match="unsupported URL scheme 'ftp://'"):
         storage.read_bytes("ftp://host/a.png")
+
+
+def test_a_store_whose_package_is_missing_names_its_extra(tmp_path) -> None:
+    pytest.importorskip("fsspec")
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed")
+    result = run("down", "gs://bucket/photo.png", "--scale", "2", "-o", str(tmp_path / "x.png"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ('resizer: error: gs://bucket/photo.png: gs:// needs gcsfs; install it with '
+                                     'pip install "resizer[gcs]"')
 
 
 def test_printed_urls_carry_no_passwords_or_signatures() -> None:
