@@ -188,10 +188,22 @@ def exists(url: str) -> bool:
     """True if an object is stored at ``url``; ``ImageWriteError`` when the store cannot be asked."""
     fs, path = _filesystem(url)
     try:
+        if scheme_of(url) == "s3":
+            return _s3_object_exists(fs, path)
         fs.invalidate_cache(path)  # ask the store, not a listing cached earlier in this process
         return bool(fs.exists(path))
     except Exception as exc:  # noqa: BLE001
         raise ImageWriteError(failure(url, exc, "write")) from None
+
+
+def _s3_object_exists(fs: Any, path: str) -> bool:
+    """One HEAD request (s3fs's ``exists`` lists the key as a prefix too when it is missing: two requests)."""
+    bucket, key, _ = fs.split_path(path)
+    try:
+        fs.call_s3("head_object", Bucket=bucket, Key=key)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def put_bytes(url: str, data: bytes, *, overwrite: bool) -> None:
