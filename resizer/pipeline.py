@@ -183,7 +183,7 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     if out == STDIO and many:
         raise UsageError("-o - (standard output) takes exactly one input file")
     plan = _Plan(settings, settings.tag or settings.size.tag(settings.direction), out_dir, template, used,
-                 sum(folders.values()) > 1)
+                 sum(folders[raw] for raw in inputs if raw != STDIO) > 1)  # a folder named twice counts twice
     jobs: list[ResizeJob] = []
     errors: list[FileResult] = []
     for raw in inputs:
