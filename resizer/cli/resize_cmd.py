@@ -38,7 +38,7 @@ from .app import (
 )
 from .tile_progress import TileProgress
 
-InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", metavar="INPUT", show_default=False)]
+InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive), URLs (s3://, gs://, az://, http(s)://; prefixes end in /) or '-' for standard input.", metavar="INPUT", show_default=False)]
 ScaleOpts = {  # the example in each command's help is of its own direction
     "down": Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1: '--scale 4' gives a quarter of the width and height; or a percentage of the input size ('--scale 25%').", show_default=False)],
     "up": Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1: '--scale 2.7' gives 2.7 times the width and height; or a percentage of the input size ('--scale 250%').", show_default=False)],
@@ -46,7 +46,7 @@ ScaleOpts = {  # the example in each command's help is of its own direction
 WidthOpt = Annotated[Optional[int], typer.Option("--width", "-W", help="Output width in pixels; the height keeps the aspect ratio.")]
 HeightOpt = Annotated[Optional[int], typer.Option("--height", "-H", help="Output height in pixels; the width keeps the aspect ratio.")]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="Resizing method (see 'resizer methods').")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder, or '-' for standard output.")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder, URL or prefix (s3://, gs://, az://), or '-' for standard output.")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help="Output format (png, jpeg, webp, tiff, ...); default from the output name.")]
 QualityOpt = Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Quality of lossy formats (1-100).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files, the input itself included.")]
@@ -202,9 +202,12 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
 
 
 def _has_folder(inputs: list[str]) -> bool:
+    """A local folder, or a URL prefix ending in ``/`` (no store is asked just for the summary line)."""
     from pathlib import Path
 
-    return any(i != "-" and Path(i).is_dir() for i in inputs)
+    from ..storage import is_url
+
+    return any(i.endswith("/") if is_url(i) else i != "-" and Path(i).is_dir() for i in inputs)
 
 
 def _run_with_progress(inputs, settings, report, console, tiles: TileProgress):
