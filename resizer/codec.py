@@ -31,6 +31,7 @@ from .image_io import WRITE_FORMATS, Picture, encode_picture, load_picture, to_8
 from .methods import ResizeRequest, RunOptions, get_method
 from .geometry import SizeSpec
 from .pipeline import BatchSettings
+from .rate_encode import RateTarget, candidates
 
 __all__ = ["CODECS", "RatePoint", "RateSummary", "bjontegaard", "codec_format", "decode_settings", "encode_settings",
            "gain_at_equal_rate", "rate_distortion", "summarize"]
@@ -52,9 +53,24 @@ def codec_format(codec: str) -> str:
     return CODECS[key]
 
 
-def encode_settings(scale: float, codec: str = DEFAULT_CODEC, quality: int | None = None, *,
-                    method: str = DEFAULT_PAIR, **batch: Any) -> BatchSettings:
-    """``resizer encode``: a paired ``down`` at ``scale`` written in ``codec``; outputs tagged ``enc<S>``."""
+def encode_settings(scale: float | None = None, codec: str = DEFAULT_CODEC, quality: int | None = None, *,
+                    method: str = DEFAULT_PAIR, max_bytes: int | None = None, bpp: float | None = None,
+                    **batch: Any) -> BatchSettings:
+    """``resizer encode``: a paired ``down`` at ``scale`` written in ``codec``; outputs tagged ``enc<S>``.
+
+    With ``max_bytes`` or ``bpp`` (a budget per image) the pipeline and quality are searched
+    instead (:mod:`resizer.rate_encode`); ``scale`` and ``quality`` then may not be given, and
+    outputs are tagged ``enc``.
+    """
+    if max_bytes is not None or bpp is not None:
+        if scale is not None or quality is not None:
+            raise UsageError("--max-bytes/--bpp choose the scale and quality per image: leave out --scale and --quality")
+        target = RateTarget(max_bytes=max_bytes, bpp=bpp, codec=codec.strip().lower(), format=codec_format(codec),
+                            method=method)
+        candidates(target, batch.get("run") or RunOptions())  # a wrong pair fails before any file is read
+        return BatchSettings(direction="down", size=SizeSpec(), method=method, format=target.format, tag="enc",
+                             rate=target, **batch)
+    scale = 2.0 if scale is None else scale
     if not float(scale).is_integer():
         raise UsageError(f"--scale must be an integer for encode (the learned pairs are x2, x3, x4), not {scale:g}")
     return BatchSettings(direction="down", size=SizeSpec(scale=scale), method=method, format=codec_format(codec),
