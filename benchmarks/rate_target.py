@@ -5,7 +5,7 @@ at any rate and a mean gain of at least +1.2 dB, each image measured against its
 curve. For every image (cropped right/bottom to a multiple of 12, so that x2, x3 and x4 are
 all exact) and every target rate, ``encode --bpp RATE``'s search runs (:mod:`resizer.rate_encode`:
 the downscales once per image, then the choice per rate) and its file goes through ``decode``'s
-code path; the plain codec's curve of the same image (qualities ``PLAIN_QUALITIES``, no
+code path; the plain codec's curve of the same image (every quality 1..100, no
 metadata) is interpolated at the file's actual bits per pixel. Both are scored the same way:
 luma (BT.601), ``SHAVE`` pixels shaved from every border, PSNR with peak 255. The bytes are
 whole files, resizer's metadata included.
@@ -38,8 +38,7 @@ from resizer.rate_encode import RateTarget, candidates, choose, decoded_result, 
 
 CROP = 12  # lcm of the pairs' scales
 SHAVE = 4  # ceil of the largest scale, for every pipeline alike
-PLAIN_QUALITIES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 18, 20, 23, 26, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75,
-                   80, 85, 90, 95)
+PLAIN_QUALITIES = tuple(range(1, 101))  # every quality: the curve is the codec's own, not a chord between samples
 TARGET_MEAN_GAIN = 1.2
 
 

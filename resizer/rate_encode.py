@@ -116,7 +116,8 @@ def _recorded(picture: Picture, pipeline: str) -> Picture:
 def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
     """The pipelines to search: the codec alone, then ``target.method`` at each scale it has weights for.
 
-    A wrong method is a ``UsageError``, before any file is read; scales without weights are left out.
+    A wrong method is a ``UsageError``, before any file is read; scales without weights are left
+    out (and the first reason raised when no scale has them).
     """
     if run.weights:
         raise UsageError("--weights goes with --scale: a byte budget searches the bundled pairs at x2, x3, x4")
@@ -126,13 +127,17 @@ def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
     if not isinstance(method, PairedMethod):
         raise UsageError(f"method '{target.method}' is not a learned down/up pair (dsn or car)")
     found: list[Candidate] = [CodecAlone()]
+    problems: list[ResizerError] = []
     for scale in target.scales:
         try:
             for direction in ("down", "up"):
                 method.validate(ResizeRequest(direction, (64, 64), float(scale)), run)
-        except ModelError:
+        except (ModelError, UsageError) as exc:  # no weights at this scale (or a device that cannot run any)
+            problems.append(exc)
             continue
         found.append(LearnedPair(method.name, int(scale)))
+    if len(found) == 1 and problems:
+        raise problems[0]
     return found
 
 

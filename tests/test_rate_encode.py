@@ -209,3 +209,25 @@ def test_encode_to_budget_api(photo_rgb: np.ndarray, single_torch_thread) -> Non
     assert choice.to_json()["pipeline"] == choice.pipeline
     with pytest.raises(Exception, match="mine.png: no file fits in 100 bytes"):
         encode_to_budget(Picture(photo_rgb), RateTarget(max_bytes=100), name="mine.png")
+
+
+def test_eval_codec_reports_the_rate_targeted_encode_and_its_bjontegaard_summary(tmp_path: Path,
+                                                                                 single_torch_thread) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    for i in range(2):
+        Image.fromarray(synthetic_photo(48, 52, seed=5 + i)).save(bench / f"{i}.png")
+    result = run("eval", str(bench), "--scale", "2", "--codec", "jpeg", "--quality", "20,50,80", "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    points = {(r["pipeline"], r["quality"]): r for r in records if not r.get("summary")}
+    assert {p for p, _ in points} == {"plain", "bicubic", "dsn", "rate"}
+    for quality in (20, 50, 80):
+        rate, plain = points[("rate", quality)], points[("plain", quality)]
+        for mine, theirs in zip(rate["per_image"], plain["per_image"]):
+            assert mine["bpp"] <= theirs["bpp"]  # the plain file's bytes are the budget
+        assert rate["psnr"] >= points[("dsn", quality)]["psnr"] - 0.3
+    summaries = {(r["pipeline"], r["reference"]) for r in records if r.get("summary")}
+    assert {("rate", "plain"), ("dsn", "plain"), ("rate", "bicubic")} <= summaries
+    table = run("eval", str(bench), "--scale", "2", "--codec", "jpeg", "--quality", "20,80")
+    assert table.exit_code == 0 and "rate-targeted (codec or dsn x2-x4)" in table.output
