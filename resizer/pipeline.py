@@ -394,6 +394,8 @@ def _encode_to_budget(job: ResizeJob, settings: BatchSettings, picture: Picture,
     picture, notes = apply_output_policy(picture, srgb=settings.srgb, strip=settings.strip,
                                          strip_gps=settings.strip_gps, label=job.display_input)
     result.warnings.extend(notes)
+    if picture.metadata.frames > 1:
+        result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
     choice = encode_to_budget(picture, settings.rate, run=settings.run, strip=settings.strip, options=settings.encode,
                               name=job.display_input)
     result.method = settings.rate.method if choice.scale > 1 else None

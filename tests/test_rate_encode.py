@@ -51,7 +51,7 @@ def luma_psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_the_byte_budget_is_never_exceeded(tmp_path: Path, single_torch_thread) -> None:
     written = 0
     for name, src in images(tmp_path).items():
-        for budget in (700, 1100, 2000, 4000, 9000):
+        for budget in (300, 400, 600, 1500, 9000):
             out = tmp_path / f"{name}_{budget}.jpg"
             result, record = encode(src, out, "--max-bytes", str(budget))
             if result.exit_code == 0:
@@ -61,8 +61,8 @@ def test_the_byte_budget_is_never_exceeded(tmp_path: Path, single_torch_thread) 
                 written += 1
             else:  # only a budget below the smallest file may fail, and then nothing is written
                 assert result.exit_code == 1 and f"{name}.png" in result.output and not out.exists()
-                assert budget <= 1100
-    assert written >= 13
+                assert budget < 400
+    assert 10 <= written < 15  # the 300-byte budget is below every file's header
 
 
 def test_an_impossible_budget_is_one_error_line_naming_the_file_and_nothing_is_written(tmp_path: Path) -> None:
