@@ -46,7 +46,11 @@ def encode_command(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Shrink with a learned downscaler, then compress with an image codec; 'resizer decode' restores the size."""
+    """Shrink with a learned downscaler, then compress with an image codec; 'resizer decode' restores the size.
+
+    With --max-bytes or --bpp each file gets the pipeline (codec alone, or the pair at x2, x3, x4)
+    and quality that decode best within the budget.
+    """
     from ..codec import encode_settings
 
     execute_batch(lambda: encode_settings(
