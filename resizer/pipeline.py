@@ -71,6 +71,7 @@ class FileResult:
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
     device: str | None = None  # where the method ran and in which precision (learned methods: after ``auto``)
     precision: str | None = None
+    restore: dict | None = None  # ``up``: the restoration applied first, or why none was
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
 
     def to_json(self) -> dict:
@@ -87,6 +88,8 @@ class FileResult:
             record["resized"] = self.resized
         if self.device is not None:
             record["device"], record["precision"] = self.device, self.precision
+        if self.restore is not None:
+            record["restore"] = self.restore
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -118,6 +121,7 @@ class BatchSettings:
     strip_gps: bool = True  # outputs carry no GPS location (EXIF, XMP)
     encode: EncodeOptions | None = None  # progressive JPEG, chroma subsampling, lossless WebP
     shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
+    restore: bool = False  # ``up``: JPEG inputs restored first (:mod:`resizer.restoration`); the CLI turns it on
 
 
 # --------------------------------------------------------------------------- planning
@@ -343,8 +347,9 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         used: dict = {}
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
                                                          settings.run, settings.require_pairing,
-                                                         settings.max_output_pixels, used)
+                                                         settings.max_output_pixels, used, settings.restore)
         result.method, result.device, result.precision = method.name, used.get("device"), used.get("precision")
+        result.restore = used.get("restore")
         resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
                                              strip_gps=settings.strip_gps, label=job.display_input)
         result.warnings.extend(notes)
