@@ -208,8 +208,13 @@ SET5 = Path(os.environ.get("RESIZER_DATASETS", "/nonexistent")) / "bench" / "set
 
 
 @pytest.mark.skipif(not SET5.is_dir(), reason="datasets not present (RESIZER_DATASETS)")
-def test_shipped_dejpeg_gains_on_set5(single_torch_thread) -> None:
+def test_shipped_dejpeg_scores_are_reproduced_and_gain_on_set5(single_torch_thread) -> None:
     from resizer.evaluation import evaluate_restoration
 
-    gains = {r.quality: r.gain for r in evaluate_restoration([SET5], [10, 30])}
-    assert gains[10] > 0.8 and gains[30] > 0.5, gains
+    entry = next(e for e in read_manifest() if e.family == "dejpeg" and e.source == "bundled")
+    recorded = entry.scores["set5"]["x1"]
+    results = {r.quality: r for r in evaluate_restoration([SET5], [10, 30])}
+    for quality, r in results.items():
+        assert r.psnr == pytest.approx(recorded[f"psnr_q{quality}"], abs=0.01)
+        assert r.decoded_psnr == pytest.approx(recorded[f"jpeg_psnr_q{quality}"], abs=0.01)
+    assert results[10].gain > 0.8 and results[30].gain > 0.5, {q: r.gain for q, r in results.items()}
