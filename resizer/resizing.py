@@ -54,9 +54,12 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
             method = get_method(pairing.method)
             return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
         if require_pairing and pairing is None and picture.metadata.source_format in ("JPEG", "MPO"):
-            from .restoration import DEFAULT_RESTORER  # a plain JPEG: decoding it is removing its artefacts
+            from .restoration import DEFAULT_RESTORER, plan_restoration  # a plain JPEG: undo its artefacts
 
-            return get_method(DEFAULT_RESTORER), ResizeRequest("up", (picture.width, picture.height), 1.0), None
+            size = (picture.width, picture.height)
+            decision = plan_restoration(picture.metadata.source_format, picture.metadata.jpeg_quality)
+            kept = None if decision.method else SizePlan(size, 1.0, keep=True)  # too good to gain: as decoded
+            return get_method(DEFAULT_RESTORER), ResizeRequest("up", size, 1.0), kept
         if require_pairing:
             reason = "no resizer pairing metadata" if pairing is None else (
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
@@ -112,6 +115,11 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
     check_output_size(request.size, max_output_pixels)
     if plan is not None and plan.keep:
         resized = copy.copy(picture)  # the caller's picture keeps its own metadata object
+        if _is_restorer(chosen) and settings_used is not None:  # decode of a plain JPEG above the threshold
+            from .restoration import plan_restoration
+
+            meta = picture.metadata
+            settings_used["restore"] = plan_restoration(meta.source_format, meta.jpeg_quality).to_json()
     else:
         chosen.validate(request, run)
         source = picture

@@ -27,7 +27,9 @@ __all__ = ["DEFAULT_RESTORER", "MAX_RESTORED_QUALITY", "RestorePlan", "SCORED_QU
 DEFAULT_RESTORER = "dejpeg"
 # The JPEG qualities a restoration family is scored at (manifest, ``eval --restore``'s default).
 SCORED_QUALITIES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-MAX_RESTORED_QUALITY = 90  # above this estimated quality restoration is skipped (measured, see the CHANGELOG)
+# Above this estimated quality restoration is skipped: the blind network's gain on Set5 fell to 0 dB at
+# quality 70 and below it from there (Set14: at 80), see benchmarks/measure_restoration.py.
+MAX_RESTORED_QUALITY = 70
 
 
 def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:

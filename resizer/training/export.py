@@ -267,7 +267,9 @@ def _schedule_text(c: TrainConfig, pair: bool = False) -> str:
         sched = f"step x{c.gamma:g} every {c.decay_every or max(c.steps // 3, 1)} steps from {c.lr:g}"
     codec = (f", {c.codec_share:g} of batches through {c.codec} at quality {c.codec_quality[0]}-{c.codec_quality[1]}"
              if c.codec else "")
-    if c.codec_joint:
+    if c.codec and training_family(c.arch).restores:  # a restoration network: every patch goes through the codec
+        codec = f", every patch through {c.codec} at quality {c.codec_quality[0]}-{c.codec_quality[1]} (luma restored)"
+    elif c.codec_joint:
         codec += (" (both networks, through a differentiable JPEG" +
                   (f", rate weight {c.codec_rate:g})" if c.codec_rate else ")"))
     elif c.codec:
