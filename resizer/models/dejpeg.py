@@ -22,14 +22,14 @@ from .registry import ModelFamily, register_architecture, register_family
 SUMMARY = "DeJPEG: 10-layer luma residual CNN at half resolution removing JPEG artefacts (scale 1)"
 
 
-@register_architecture("dejpeg", family="dejpeg", task="up", summary=SUMMARY, depth=10, channels=48)
+@register_architecture("dejpeg", family="dejpeg", task="up", summary=SUMMARY, depth=10, channels=64)
 class DeJPEG(ResamplingModel):
     """``depth`` 3x3 convolutions on the 2x2-folded luma; the output is the decoded luma plus a residual."""
 
     color = "y"
     tile_multiple = 2  # the 2x2 fold must see the whole image's pixel pairs
 
-    def __init__(self, depth: int = 10, channels: int = 48) -> None:
+    def __init__(self, depth: int = 10, channels: int = 64) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError("DeJPEG needs at least 2 layers")
