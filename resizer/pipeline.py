@@ -75,6 +75,7 @@ class FileResult:
     usage_error: bool = False  # the request was wrong for this input (exit 2 when every failure is one)
     device: str | None = None  # where the method ran and in which precision (learned methods: after ``auto``)
     precision: str | None = None
+    restore: dict | None = None  # ``up``: the restoration applied first, or why none was
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
     encoded: dict | None = None  # a rate-targeted encode's choice (:meth:`resizer.rate_encode.RateChoice.to_json`)
 
@@ -94,6 +95,8 @@ class FileResult:
             record["device"], record["precision"] = self.device, self.precision
         if self.encoded is not None:
             record.update(self.encoded)
+        if self.restore is not None:
+            record["restore"] = self.restore
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -126,6 +129,7 @@ class BatchSettings:
     encode: EncodeOptions | None = None  # progressive JPEG, chroma subsampling, lossless WebP
     shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
     rate: RateTarget | None = None  # ``encode --max-bytes/--bpp``: search pipeline and quality (:mod:`resizer.rate_encode`)
+    restore: bool = False  # ``up``: JPEG inputs restored first (:mod:`resizer.restoration`); the CLI turns it on
 
 
 # --------------------------------------------------------------------------- planning
@@ -448,8 +452,9 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         used: dict = {}
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
                                                          _run_options(settings), settings.require_pairing,
-                                                         settings.max_output_pixels, used)
+                                                         settings.max_output_pixels, used, settings.restore)
         result.method, result.device, result.precision = method.name, used.get("device"), used.get("precision")
+        result.restore = used.get("restore")
         resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
                                              strip_gps=settings.strip_gps, label=job.display_input)
         result.warnings.extend(notes)

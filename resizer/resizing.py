@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
-from .errors import ResizerError, UsageError
+from .errors import ModelError, ResizerError, UsageError
 from .framing import crop_picture
 from .geometry import SizePlan, SizeSpec, plan_size
 from .image_io import DEFAULT_MAX_PIXELS, Picture
@@ -69,12 +69,20 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
         if require_pairing and pairing is None and encoded_pipeline(picture.metadata.text) == CODEC_ONLY:
             size = (picture.width, picture.height)
             return AS_DECODED, ResizeRequest("up", size, 1.0), SizePlan(size, 1.0, keep=True)
+        if require_pairing and pairing is None and picture.metadata.source_format in ("JPEG", "MPO"):
+            from .restoration import DEFAULT_RESTORER, plan_restoration  # a plain JPEG: undo its artefacts
+
+            size = (picture.width, picture.height)
+            decision = plan_restoration(picture.metadata.source_format, picture.metadata.jpeg_quality)
+            kept = None if decision.method else SizePlan(size, 1.0, keep=True)  # too good to gain: as decoded
+            return get_method(DEFAULT_RESTORER), ResizeRequest("up", size, 1.0), kept
         if require_pairing:
             reason = "no resizer pairing metadata" if pairing is None else (
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
                 f"of {pairing.original_size[0]}x{pairing.original_size[1]})")
-            raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn'; "
-                               "enlarge ordinary images with 'resizer up --scale S'")
+            raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn' "
+                               "(nor a plain JPEG, which decode restores); enlarge ordinary images with "
+                               "'resizer up --scale S'")
     if spec.empty:
         raise UsageError("give one of --scale, --width, --height, --fit or --fill (only thumbnails made by a paired method, "
                          "such as 'down --method car', know their original size)")
@@ -108,8 +116,13 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
 def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
-                   settings_used: dict | None = None) -> tuple[Picture, Method, bool]:
-    """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped)."""
+                   settings_used: dict | None = None, restore: bool = False) -> tuple[Picture, Method, bool]:
+    """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped).
+
+    ``restore`` (``up``): a JPEG input is first restored by the learned restoration family
+    when :func:`resizer.restoration.plan_restoration` says so; ``settings_used["restore"]``
+    receives what was done (for the ``--json`` row), as it does when ``decode`` restores a plain JPEG.
+    """
     if method is None and run is not None and run.weights:
         from .weights.infer import infer_method
 
@@ -118,14 +131,47 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
     check_output_size(request.size, max_output_pixels)
     if plan is not None and plan.keep:
         resized = copy.copy(picture)  # the caller's picture keeps its own metadata object
+        if _is_restorer(chosen) and settings_used is not None:  # decode of a plain JPEG above the threshold
+            from .restoration import plan_restoration
+
+            meta = picture.metadata
+            settings_used["restore"] = plan_restoration(meta.source_format, meta.jpeg_quality).to_json()
     else:
         chosen.validate(request, run)
+        source = picture
+        if direction == "up" and plan is not None:
+            picture = _restored_first(picture, restore, run, settings_used)
+        elif _is_restorer(chosen) and settings_used is not None:
+            settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
+                                        "reason": "plain jpeg, no pairing metadata"}
         resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
+        picture = source
         if settings_used is not None:
             settings_used["device"], settings_used["precision"] = chosen.run_settings(request, run or RunOptions())
     if plan is not None and plan.crop is not None:
         resized = crop_picture(resized, plan.crop, spec.gravity)
     return _without_stale_pairing(resized, picture), chosen, not (plan is not None and plan.keep)
+
+
+def _is_restorer(method: Method) -> bool:
+    family = getattr(method, "family", None)
+    return bool(getattr(family, "restores", None))
+
+
+def _restored_first(picture: Picture, restore: bool, run: RunOptions | None, settings_used: dict | None) -> Picture:
+    """``picture``, restored first if it is a JPEG worth restoring (``restore``); the decision goes in ``settings_used``."""
+    from .restoration import plan_restoration, restore_picture
+
+    decision = plan_restoration(picture.metadata.source_format, picture.metadata.jpeg_quality, enabled=restore)
+    if decision.method is not None:
+        try:
+            # the bundled restorer: a --weights file is the upscaler's
+            picture = restore_picture(picture, decision.method, dataclasses.replace(run or RunOptions(), weights=None))
+        except ModelError:  # no restoration weights installed: enlarge the file as it is, and say so
+            decision = dataclasses.replace(decision, method=None, reason=f"no weights for {decision.method}")
+    if settings_used is not None:
+        settings_used["restore"] = decision.to_json()
+    return picture
 
 
 def _without_stale_pairing(resized: Picture, source: Picture) -> Picture:

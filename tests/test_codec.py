@@ -70,11 +70,11 @@ def test_encode_decode_round_trip_restores_the_exact_size(use_dsn: Path, tmp_pat
 
 
 def test_decode_refuses_files_without_pairing_metadata(use_dsn: Path, tmp_path: Path) -> None:
-    plain = tmp_path / "plain.jpg"
+    plain = tmp_path / "plain.png"  # a plain JPEG is restored instead (tests/test_restoration.py)
     Image.fromarray(synthetic_photo(30, 40)).save(plain)
     result = run("decode", str(plain), "-o", str(tmp_path / "out.png"))
     assert result.exit_code == 1
-    assert "plain.jpg" in result.output and "no resizer pairing metadata" in result.output
+    assert "plain.png" in result.output and "no resizer pairing metadata" in result.output
     assert "resizer up --scale" in result.output
     assert not (tmp_path / "out.png").exists()
 

@@ -15,13 +15,17 @@ from .app import (DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, TileOpt,
 
 DatasetsArg = Annotated[List[Path], typer.Argument(help="Dataset folders of HR images (e.g. .../bench/set5).",
                                                     show_default=False)]
-ScalesOpt = Annotated[str, typer.Option("--scale", "-s", help="Comma-separated scale factors > 1, e.g. 2,3,4 or 2.5.",
-                                        show_default=False)]
+ScalesOpt = Annotated[Optional[str], typer.Option("--scale", "-s", help="Comma-separated scale factors > 1, e.g. 2,3,4 "
+                                                  "or 2.5 (required unless --restore).", show_default=False)]
+RestoreOpt = Annotated[Optional[str], typer.Option(
+    "--restore", help="Score a restoration method (dejpeg) on JPEGs of the sets at each --quality (default "
+    "10,20,30,...,95) against the decoded files.", metavar="METHOD", show_default=False)]
 DownOpt = Annotated[str, typer.Option("--down", help="Method that makes the LR images (see 'resizer methods').")]
 UpOpt = Annotated[str, typer.Option("--up", help="Method that brings them back to the HR size.")]
 CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="Rate-distortion mode: jpeg, webp, avif or jpeg2000.")]
 QualitiesOpt = Annotated[str, typer.Option("--quality", help="Codec qualities, comma-separated (with --codec).")]
 MaxBppOpt = Annotated[Optional[float], typer.Option("--max-bpp", min=0, help="With --codec: summarize only the points at or below this many bits per pixel.")]
+_DEFAULT_QUALITIES = "20,40,60,80,95"  # --codec's; --restore's default is its own list
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", help="Write the LR and SR images under DIR/<dataset>/x<scale>/.",
                                                  metavar="DIR")]
 
@@ -40,13 +44,14 @@ def parse_scales(text: str) -> list[float]:
 @app.command("eval")
 def eval_command(
     datasets: DatasetsArg,
-    scale: ScalesOpt,
+    scale: ScalesOpt = None,
     down: DownOpt = "matlab-bicubic",
     up: UpOpt = "matlab-bicubic",
     save: SaveOpt = None,
     codec: CodecOpt = None,
-    quality: QualitiesOpt = "20,40,60,80,95",
+    quality: QualitiesOpt = _DEFAULT_QUALITIES,
     max_bpp: MaxBppOpt = None,
+    restore: RestoreOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
@@ -58,8 +63,13 @@ def eval_command(
     """Score a down/up pair on benchmark sets with the papers' protocol (PSNR/SSIM on luma)."""
     from ..evaluation import evaluate
 
-    scales = parse_scales(scale)
     options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
+    if restore is not None:
+        _restoration(datasets, restore, scale, quality, codec, options, as_json, debug)
+        return
+    if scale is None:
+        fail_usage("Missing option '--scale' / '-s'.")
+    scales = parse_scales(scale)
     if codec is not None:
         _rate_distortion(datasets, scales, codec, quality, down, up, options, as_json, debug, max_bpp)
         return
@@ -186,3 +196,39 @@ def _pipeline_label(pipeline: str, scale: float, pair: str) -> str:
     if pipeline == "rate":
         return f"rate-targeted (codec or {pair} x2-x4)"
     return f"{pipeline} x{scale:g} + codec"
+
+
+def _restoration(datasets, method, scale, quality, codec, options, as_json, debug) -> None:
+    """``--restore``: JPEGs of every image at each quality, restored at scale 1, against the decoded files."""
+    from ..evaluation import evaluate_restoration
+    from ..restoration import SCORED_QUALITIES
+
+    if scale is not None and parse_scales(scale) != [1.0]:
+        fail_usage("--restore keeps the size: leave out --scale (or give --scale 1)")
+    if codec not in (None, "jpeg"):
+        fail_usage(f"--restore restores JPEG files, not --codec {codec}")
+    if quality == _DEFAULT_QUALITIES:
+        qualities = list(SCORED_QUALITIES)
+    else:
+        try:
+            qualities = [int(q) for q in quality.split(",")]
+        except ValueError:
+            fail_usage(f"invalid --quality '{quality}': give comma-separated integers such as 10,20,30")
+    results = run_api(lambda: list(evaluate_restoration(datasets, qualities, method, options)), debug=debug)
+    if as_json:
+        for r in results:
+            print(json.dumps(r.to_json()), flush=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for name in ("dataset", "method", "quality", "JPEG PSNR", "PSNR", "gain", "JPEG SSIM", "SSIM", "images"):
+        table.add_column(name, justify="left" if name in ("dataset", "method") else "right", no_wrap=True)
+    for r in results:
+        table.add_row(r.dataset, r.method, str(r.quality), f"{r.decoded_psnr:.2f}", f"{r.psnr:.2f}", f"{r.gain:+.2f}",
+                      f"{r.decoded_ssim:.4f}", f"{r.ssim:.4f}", str(r.images))
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not console.is_terminal:
+        console = Console(no_color=True, highlight=False, width=200)
+    console.print(table)

@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
+from ..jpeg_quality import quality_from_tables
 from .orientation import EXIF_PREFIX, ORIENTATION_TAG, reset_exif_orientation, reset_xmp_orientation
 from .picture import Metadata
 
@@ -28,6 +29,8 @@ def read_metadata(image: Image.Image, icc: bytes | None, orientation: int, sourc
     """The ``Metadata`` of a decoded Pillow image whose pixels were turned upright from ``orientation``."""
     info = image.info
     metadata = Metadata(icc_profile=icc or None, source_format=source_format, frames=frames)
+    if source_format in ("JPEG", "MPO"):
+        metadata.jpeg_quality = quality_from_tables(getattr(image, "quantization", None) or {})
     dpi = info.get("dpi")
     if isinstance(dpi, tuple) and len(dpi) == 2 and all(float(v) > 0 for v in dpi):
         metadata.dpi = (float(dpi[0]), float(dpi[1]))

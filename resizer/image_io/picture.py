@@ -31,6 +31,7 @@ class Metadata:
     frames: int = 1  # frames in the source; only the first is used
     png_text: dict[str, str] = field(default_factory=dict)  # other PNG text chunks, written to PNG only
     full_size: tuple[int, int] | None = None  # (width, height) in the file when decoded smaller (shrink-on-load)
+    jpeg_quality: int | None = None  # a JPEG's quality estimated from its tables (``resizer.jpeg_quality``)
 
 
 @dataclass

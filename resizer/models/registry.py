@@ -77,7 +77,8 @@ class ModelFamily:
     ``scales`` are the factors its shipped weights are trained per (``()`` for any-scale
     families, whose one file serves every scale). ``per_scale_config``: each network is
     built for one scale (its config carries ``"scale"``). ``draws_kernels``: its upscaler
-    can picture the per-pixel kernels it predicts (``kernel_image``).
+    can picture the per-pixel kernels it predicts (``kernel_image``). ``restores``: the
+    codec whose artefacts the family removes at scale 1 (``"jpeg"``; ``None`` for resamplers).
     """
 
     name: str
@@ -88,6 +89,7 @@ class ModelFamily:
     summary: str = ""
     per_scale_config: bool = False
     draws_kernels: bool = False
+    restores: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAMILY_KINDS:
@@ -112,8 +114,11 @@ class ModelFamily:
         return frozenset({"down", "up"}) if self.is_pair else frozenset({"up"})
 
     @property
-    def objective(self) -> Literal["pixel", "joint"]:
-        """What training minimises: a pixel loss of the upscale, or the pair's joint round-trip loss."""
+    def objective(self) -> Literal["pixel", "joint", "restore"]:
+        """What training minimises: a pixel loss of the upscale, the pair's joint round-trip loss, or
+        (a restoration family) a pixel loss of the network on codec-decoded patches."""
+        if self.restores:
+            return "restore"
         return "joint" if self.is_pair else "pixel"
 
     def architecture(self, task: Task = "up") -> Architecture:

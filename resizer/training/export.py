@@ -61,6 +61,8 @@ def _score(weights_path: Path, c: TrainConfig, bench: Sequence[Path], model: tor
 
     family = training_family(c.arch)
     scores: Scores = {}
+    if family.restores:
+        return _score_restoration(weights_path, family.name, bench, device), "evaluate_restoration"
     try:
         get_method(family.name)
     except UsageError:
@@ -72,6 +74,21 @@ def _score(weights_path: Path, c: TrainConfig, bench: Sequence[Path], model: tor
     for r in results:
         scores.setdefault(r.dataset, {})[f"x{fmt_scale(r.scale)}"] = _metrics(r.psnr, r.ssim)
     return scores, "evaluate"
+
+
+def _score_restoration(weights_path: Path, method: str, bench: Sequence[Path], device: torch.device) -> Scores:
+    """A restoration family's scores: ``{"set5": {"x1": {"psnr_q10": .., "jpeg_psnr_q10": .., "gain_q10": ..}}}``."""
+    from ..evaluation import evaluate_restoration
+    from ..methods import RunOptions
+    from ..restoration import SCORED_QUALITIES
+
+    scores: Scores = {}
+    options = RunOptions(weights=str(weights_path), device=str(device))
+    for r in evaluate_restoration(bench, SCORED_QUALITIES, method, options):
+        metrics = scores.setdefault(r.dataset, {}).setdefault("x1", {})
+        metrics.update({f"psnr_q{r.quality}": round(r.psnr, 4), f"ssim_q{r.quality}": round(r.ssim, 5),
+                        f"jpeg_psnr_q{r.quality}": round(r.decoded_psnr, 4), f"gain_q{r.quality}": round(r.gain, 4)})
+    return scores
 
 
 def _recipe(c: TrainConfig, schedule: str, wall_time_s: float, device: torch.device, hardware: str | None,
@@ -250,7 +267,9 @@ def _schedule_text(c: TrainConfig, pair: bool = False) -> str:
         sched = f"step x{c.gamma:g} every {c.decay_every or max(c.steps // 3, 1)} steps from {c.lr:g}"
     codec = (f", {c.codec_share:g} of batches through {c.codec} at quality {c.codec_quality[0]}-{c.codec_quality[1]}"
              if c.codec else "")
-    if c.codec_joint:
+    if c.codec and training_family(c.arch).restores:  # a restoration network: every patch goes through the codec
+        codec = f", every patch through {c.codec} at quality {c.codec_quality[0]}-{c.codec_quality[1]} (luma restored)"
+    elif c.codec_joint:
         codec += (" (both networks, through a differentiable JPEG" +
                   (f", rate weight {c.codec_rate:g})" if c.codec_rate else ")"))
     elif c.codec:

@@ -289,7 +289,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     torch.manual_seed(c.seed)
     model = objective.build()
     objective.autocast = lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    sampler = PatchSampler(load_training_images(c.data, family.color), c.patch, c.scales, c.batch, c.seed)
+    sampler = PatchSampler(load_training_images(c.data, objective.data_color), c.patch, c.scales, c.batch, c.seed)
     for v in c.val:
         list_images(Path(v))  # fail early on a bad --val
     if c.init and not c.resume:

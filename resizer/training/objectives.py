@@ -6,6 +6,8 @@
   (the downscaler's ``pair_loss`` and its ``--loss-weight`` terms).
 - :class:`CodecObjective`: a pair, with a share of the batches going through a codec, so
   that the upscaler learns its artefacts (and, ``--codec-joint``, the downscaler too).
+- :class:`RestoreObjective`: a restoration family at scale 1; every RGB patch goes through
+  JPEG at a random ``--codec-quality`` and the network restores the decoded luma.
 
 Each builds its network(s), loads ``--init`` into them, says how they are exported, and
 maps a batch to ``(loss, terms)``; the loop only calls it.
@@ -27,7 +29,7 @@ from ..evaluation import make_lr
 from ..models import ModelFamily
 from .config import TrainConfig, fmt_scale
 
-__all__ = ["CodecObjective", "JointObjective", "Objective", "PixelObjective", "select_objective"]
+__all__ = ["CodecObjective", "JointObjective", "Objective", "PixelObjective", "RestoreObjective", "select_objective"]
 
 Terms = dict[str, float]
 
@@ -63,6 +65,7 @@ class Objective:
     def __init__(self, family: ModelFamily, config: TrainConfig) -> None:
         self.family, self.config = family, config
         self.model: torch.nn.Module | None = None
+        self.data_color = family.color  # the colour the training images are loaded in
         self.autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext
 
     @classmethod
@@ -193,6 +196,46 @@ class CodecObjective(JointObjective):
         return loss.float(), terms
 
 
+class RestoreObjective(Objective):
+    """A restoration network: L1/L2 between its restoration of the JPEG-decoded luma and the original's.
+
+    The patches are loaded in RGB and compressed in colour (4:2:0, as files are), one quality
+    per patch drawn from ``--codec-quality`` by ``(seed, step)``; the luma of the decoded patch
+    is the input, the luma of the original the target (the protocol's MATLAB BT.601 Y).
+    """
+
+    def __init__(self, family: ModelFamily, config: TrainConfig) -> None:
+        super().__init__(family, config)
+        self.data_color = "rgb"
+
+    @classmethod
+    def prepare(cls, c: TrainConfig, family: ModelFamily) -> TrainConfig:
+        if tuple(float(s) for s in c.scales) != (1.0,):
+            raise UsageError(f"'{c.arch}' restores codec artefacts at --scale 1 only")
+        if (c.codec or family.restores) != family.restores:
+            raise UsageError(f"'{c.arch}' restores {family.restores}, not --codec {c.codec}")
+        return dataclasses.replace(c, codec=family.restores)
+
+    def build(self) -> torch.nn.Module:
+        self.model = self.family.architecture("up").build(self.config.model_config)
+        self.loss_fn = torch.nn.functional.l1_loss if self.config.loss == "l1" else torch.nn.functional.mse_loss
+        return self.model
+
+    def __call__(self, hr: torch.Tensor, scale: float, step: int) -> tuple[torch.Tensor, Terms]:
+        from ..color import rgb_to_ycbcr
+        from ..restoration import jpeg_round_trip
+
+        low, high = self.config.codec_quality
+        qualities = np.random.default_rng([self.config.seed, step, 3]).integers(low, high + 1, size=int(hr.shape[0]))
+        patches = (hr.detach().cpu() * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        decoded = np.stack([jpeg_round_trip(np.ascontiguousarray(p), int(q)) for p, q in zip(patches, qualities)])
+        lossy = torch.from_numpy(decoded).permute(0, 3, 1, 2).to(device=hr.device, dtype=torch.float32).div_(255.0)
+        target, source = rgb_to_ycbcr(hr)[:, :1], rgb_to_ycbcr(lossy)[:, :1]
+        with self.autocast():
+            restored = self.model(source, 1.0)
+        return self.loss_fn(restored.float(), target), {}
+
+
 def select_objective(c: TrainConfig, family: ModelFamily) -> tuple[Objective, TrainConfig]:
     """The objective for ``family`` (its ``objective``: pixel or joint; a pair with ``--codec`` through it).
 
@@ -201,6 +244,8 @@ def select_objective(c: TrainConfig, family: ModelFamily) -> tuple[Objective, Tr
     """
     if family.objective == "joint":
         kind: type[Objective] = CodecObjective if c.codec else JointObjective
+    elif family.objective == "restore":
+        kind = RestoreObjective
     else:
         kind = PixelObjective
     c = kind.prepare(c, family)

@@ -1,0 +1,85 @@
+"""Learned restoration of codec artefacts at scale 1: when it runs, and the JPEG round trip it learns from.
+
+A restoration family (``ModelFamily.restores``, e.g. ``dejpeg``) runs on the luma of a
+decoded file before anything else. It is applied only to JPEG inputs whose quality,
+estimated from their quantization tables (:mod:`resizer.jpeg_quality`), is at or below
+:data:`MAX_RESTORED_QUALITY`: lossless files have nothing to remove, and above that
+quality the network was measured to stop helping. :func:`jpeg_round_trip` is the one
+codec path training, evaluation and the measurements share (Pillow's JPEG encoder with
+its defaults, 4:2:0 chroma, as ``encode`` and ordinary web files use).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    from .image_io import Picture
+    from .methods import RunOptions
+
+__all__ = ["DEFAULT_RESTORER", "MAX_RESTORED_QUALITY", "RestorePlan", "SCORED_QUALITIES", "jpeg_round_trip", "plan_restoration", "restore_picture"]
+
+DEFAULT_RESTORER = "dejpeg"
+# The JPEG qualities a restoration family is scored at (manifest, ``eval --restore``'s default).
+SCORED_QUALITIES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+# Above this estimated quality restoration is skipped: the blind network's gain on Set5 fell to 0 dB at
+# quality 70 and below it from there (Set14: at 80), see benchmarks/measure_restoration.py.
+MAX_RESTORED_QUALITY = 70
+
+
+def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """``(H, W, C)`` uint8 (C = 1 or 3) through Pillow's JPEG at ``quality`` and back, same shape."""
+    grey = pixels.shape[2] == 1
+    image = Image.fromarray(pixels[:, :, 0] if grey else pixels, "L" if grey else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=int(quality))
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L" if grey else "RGB"))
+    return decoded[:, :, None] if grey else decoded
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What restoration does to one input: ``method`` (None: skipped) and why, for the JSON row."""
+
+    method: str | None
+    quality: int | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "quality": self.quality, "reason": self.reason}
+
+
+def plan_restoration(source_format: str | None, quality: int | None, *, enabled: bool = True,
+                     method: str = DEFAULT_RESTORER, max_quality: int = MAX_RESTORED_QUALITY) -> RestorePlan:
+    """Restore a JPEG of estimated ``quality`` <= ``max_quality``; never a lossless file or a disabled run."""
+    if not enabled:
+        return RestorePlan(None, quality, "disabled")
+    if (source_format or "").upper() not in ("JPEG", "MPO") or quality is None:
+        return RestorePlan(None, None, "not a lossy JPEG")
+    if quality > max_quality:
+        return RestorePlan(None, quality, f"quality above {max_quality}")
+    return RestorePlan(method, quality, "jpeg artefacts")
+
+
+def restore_picture(picture: "Picture", method: str = DEFAULT_RESTORER,
+                    options: "RunOptions | None" = None) -> "Picture":
+    """``picture`` restored at its own size by restoration family ``method``; its JPEG quality is forgotten.
+
+    The result is no longer the decoded file, so a second ``up`` does not restore it again.
+    """
+    import dataclasses
+
+    from .methods import ResizeRequest, RunOptions, get_method
+
+    restorer = get_method(method)
+    request = ResizeRequest("up", (picture.width, picture.height), 1.0)
+    options = options or RunOptions()
+    restorer.validate(request, options)
+    restored = restorer.resize(picture, request, options)
+    restored.metadata = dataclasses.replace(restored.metadata, jpeg_quality=None)
+    return restored
