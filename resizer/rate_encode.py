@@ -13,9 +13,11 @@ misses are tried too. The downscale runs once per image and candidate (:func:`pr
 upscaler once per candidate at the quality the budget allows; the candidate with the highest
 luma PSNR (:func:`resizer.metrics.psnr` on :func:`resizer.color.luma`, whole image) wins.
 
-Adding a pipeline (the codec alone with learned restoration at decode, say) is one more
-:class:`Candidate` in :func:`candidates`, whose ``coded`` picture records in
-``resizer:pipeline`` what ``decode`` must apply.
+A pipeline is one :class:`Candidate` in :func:`candidates`, whose ``coded`` picture records in
+``resizer:pipeline`` what ``decode`` must apply. For JPEG, the codec alone is also tried as a
+plain JPEG without any resizer key (:class:`PlainJpeg`): ``decode`` restores such a file with the
+learned restoration network (``dejpeg``, up to quality 70) and keeps it as decoded above, and
+it spends no bytes on metadata.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from .errors import ModelError, ResizerError, UsageError
 from .geometry import SizeSpec
 from .image_io import EncodeOptions, Picture, encode_picture, load_picture, to_8bit
 from .methods import ResizeRequest, RunOptions, get_method
-from .pairing import CODEC_ONLY, ENCODE_KEYS, PIPELINE_KEY
+from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, PIPELINE_KEY
 from .resizing import resize_planned
 
-__all__ = ["RateTarget", "Candidate", "CodecAlone", "LearnedPair", "RateChoice", "Prepared", "candidates",
+__all__ = ["RateTarget", "Candidate", "CodecAlone", "PlainJpeg", "LearnedPair", "RateChoice", "Prepared", "candidates",
            "prepare", "choose", "encode_to_budget", "decoded_result", "highest_fitting_quality"]
 
 LOWEST_QUALITY, HIGHEST_QUALITY = 1, 100
@@ -89,6 +91,18 @@ class CodecAlone(Candidate):
         return _recorded(copy.copy(picture), CODEC_ONLY)
 
 
+class PlainJpeg(Candidate):
+    """The codec at full size with no resizer key: ``decode`` treats it as any plain JPEG (restored, or as decoded)."""
+
+    name = "jpeg-restore"
+
+    def coded(self, picture: Picture, run: RunOptions) -> Picture:
+        picture = copy.copy(picture)
+        text = {k: v for k, v in picture.metadata.text.items() if k not in ENCODE_KEYS + PAIRING_KEYS}
+        picture.metadata = dataclasses.replace(picture.metadata, text=text)
+        return picture
+
+
 @dataclass
 class LearnedPair(Candidate):
     """A learned pair's downscale at ``scale``; ``decode`` runs its partner upscaler (the pairing metadata)."""
@@ -126,7 +140,7 @@ def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
     method = get_method(target.method)
     if not isinstance(method, PairedMethod):
         raise UsageError(f"method '{target.method}' is not a learned down/up pair (dsn or car)")
-    found: list[Candidate] = [CodecAlone()]
+    found: list[Candidate] = [CodecAlone(), *([PlainJpeg()] if target.codec == "jpeg" else [])]
     problems: list[ResizerError] = []
     for scale in target.scales:
         try:
@@ -136,7 +150,7 @@ def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
             problems.append(exc)
             continue
         found.append(LearnedPair(method.name, int(scale)))
-    if len(found) == 1 and problems:
+    if not any(isinstance(c, LearnedPair) for c in found) and problems:
         raise problems[0]
     return found
 

@@ -97,20 +97,44 @@ def test_the_chosen_pair_is_recorded_and_decode_applies_it(tmp_path: Path, photo
 
 def test_a_generous_budget_is_the_plain_codec_and_decode_keeps_its_pixels(tmp_path: Path, photo_rgb: np.ndarray,
                                                                          single_torch_thread) -> None:
+    """WebP at full size carries the 'codec' pipeline key, and decode keeps its pixels."""
     src = tmp_path / "photo.png"
     Image.fromarray(photo_rgb).save(src)
-    result, record = encode(src, tmp_path / "big.jpg", "--bpp", "6")
+    result, record = encode(src, tmp_path / "big.webp", "--codec", "webp", "--bpp", "8")
     assert result.exit_code == 0, result.output
     assert (record["pipeline"], record["scale"], record["method"]) == ("codec", 1, None)
     assert record["quality"] >= 90 and record["output_size"] == [128, 96]
-    coded = load_picture(tmp_path / "big.jpg")
+    coded = load_picture(tmp_path / "big.webp")
     assert coded.metadata.text == {"resizer:pipeline": "codec"} and read_pairing(coded.metadata.text) is None
-    decoded = run("decode", str(tmp_path / "big.jpg"), "-o", str(tmp_path / "back.png"), "--json")
+    decoded = run("decode", str(tmp_path / "big.webp"), "-o", str(tmp_path / "back.png"), "--json")
     assert decoded.exit_code == 0, decoded.output
     assert json.loads(decoded.stdout)["method"] == "none"
     back = load_picture(tmp_path / "back.png")
     assert np.array_equal(back.pixels, coded.pixels) and back.metadata.text == {}
     assert luma_psnr(photo_rgb, back.pixels) == pytest.approx(record["psnr"], abs=1e-3)
+
+
+def test_jpeg_at_full_size_is_a_plain_jpeg_that_decode_restores(tmp_path: Path, photo_rgb: np.ndarray,
+                                                                single_torch_thread) -> None:
+    """The 'jpeg-restore' candidate: no resizer key at all; decode restores it (low quality) or keeps it (high)."""
+    src = tmp_path / "photo.png"
+    Image.fromarray(photo_rgb).save(src)
+    for bpp, restored in (("0.6", True), ("6", False)):
+        out = tmp_path / f"at{bpp}.jpg"
+        target = RateTarget(bpp=float(bpp), scales=())
+        choice = encode_to_budget(load_picture(src), target)
+        out.write_bytes(choice.data)
+        assert choice.pipeline == "jpeg-restore", choice.tried
+        coded = load_picture(out)
+        assert coded.metadata.text == {} and (coded.metadata.jpeg_quality or 0) == choice.quality
+        decoded = run("decode", str(out), "-o", str(tmp_path / f"back{bpp}.png"), "--json")
+        assert decoded.exit_code == 0, decoded.output
+        back = load_picture(tmp_path / f"back{bpp}.png").pixels
+        assert luma_psnr(photo_rgb, back) == pytest.approx(choice.psnr, abs=1e-3)  # the encoder measured decode
+        assert np.array_equal(back, coded.pixels) is not restored
+        if restored:
+            assert choice.psnr > luma_psnr(photo_rgb, coded.pixels)  # restoration is what won
+            assert choice.tried["jpeg-restore"]["psnr"] > choice.tried["codec"]["psnr"]
 
 
 def test_bpp_is_max_bytes_at_the_image_size(tmp_path: Path, single_torch_thread) -> None:
