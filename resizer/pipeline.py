@@ -436,7 +436,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(signum, previous)
 
 
-def _remove_stale_temporaries(jobs: list[ResizeJob]) -> None:
+def remove_batch_temporaries(jobs: list[ResizeJob]) -> None:
     """Remove the ``.part`` files that killed runs (SIGKILL, power loss) left where this batch writes."""
     folders = {Path(job.output).parent for job in jobs if job.output != STDIO}
     for folder in folders:
@@ -444,14 +444,35 @@ def _remove_stale_temporaries(jobs: list[ResizeJob]) -> None:
             remove_stale_temporaries(folder, ".part")
 
 
+class LocalExecutor:
+    """Runs a batch's jobs in this process (threads for methods that allow it); results in input order.
+
+    An executor is a context manager (the connection to whatever runs the jobs, held for one
+    batch) whose ``run(jobs, settings)`` yields one result per job, in job order, each made
+    by :func:`process_job`. :class:`resizer.distributed.RayExecutor` is the other one.
+    """
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def run(self, jobs: list[ResizeJob], settings: BatchSettings) -> Iterator[FileResult]:
+        """One :func:`process_job` result per job, in job order."""
+        return _process_all(jobs, settings)
+
+
 def run_batch(inputs: Sequence[str], settings: BatchSettings,
-              on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+              on_result: Callable[[FileResult], None] | None = None, executor=None) -> list[FileResult]:
     """Plan and process every input; returns results in input order.
 
     ``on_result`` is called as each input finishes (progress bars, JSON lines). SIGTERM
     and SIGHUP stop the batch like Ctrl-C (``Terminated``, a ``KeyboardInterrupt``).
+    ``executor`` runs the planned jobs (default :class:`LocalExecutor`); planning stays here.
     """
-    with _terminate_as_interrupt():
+    executor = executor if executor is not None else LocalExecutor()
+    with _terminate_as_interrupt(), executor:
         settings.size.check_direction(settings.direction)
         jobs, planning_errors = plan_jobs(inputs, settings)
         if jobs:
@@ -466,8 +487,8 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
             method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
             if settings.size.scale is not None:
                 method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
-            _remove_stale_temporaries(jobs)
-        for result in _process_all(jobs, settings):
+            remove_batch_temporaries(jobs)
+        for result in executor.run(jobs, settings):
             results.append(result)
             if on_result:
                 on_result(result)

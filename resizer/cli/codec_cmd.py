@@ -8,7 +8,7 @@ import typer
 
 from ..image_io import DEFAULT_MAX_PIXELS
 from ..methods import RunOptions
-from .app import DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, TileOpt, WeightsOpt, app
+from .app import DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, RayOpt, TileOpt, WeightsOpt, app
 from .resize_cmd import (FormatOpt, InputsArg, JobsOpt, MaxOutputPixelsOpt, MaxPixelsOpt, OutputOpt, OverwriteOpt,
                          QualityOpt, SkipOpt, StripOpt, execute_batch)
 
@@ -34,6 +34,7 @@ def encode_command(
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
+    ray: RayOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -45,7 +46,7 @@ def encode_command(
         scale, codec, quality, method=method, output=output, overwrite=overwrite, skip_existing=skip_existing,
         strip=strip, max_pixels=max_pixels, jobs=jobs,
         run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
-    ), inputs, as_json=as_json, quiet=quiet, debug=debug)
+    ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
 
 @app.command("decode")
@@ -64,6 +65,7 @@ def decode_command(
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
+    ray: RayOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -75,4 +77,4 @@ def decode_command(
         fmt, output=output, quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip,
         max_pixels=max_pixels, max_output_pixels=max_output_pixels, jobs=jobs,
         run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
-    ), inputs, as_json=as_json, quiet=quiet, debug=debug)
+    ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
