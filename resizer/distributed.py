@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import pipeline
-from .errors import UsageError
+from .errors import ResizerError, UsageError
 from .methods import get_method
 from .resizing import DEFAULT_METHOD
 
@@ -43,6 +43,7 @@ AUTO = "auto"  # --ray auto: RAY_ADDRESS, else the cluster 'ray start' runs on t
 IN_FLIGHT_PER_ACTOR = 2
 MAX_ATTEMPTS = 3  # a batch whose actor died this many times fails its files instead
 CONNECT_TIMEOUT_S = 5.0
+RESTART_WAIT_S = 120.0  # no actor up (none restarted) for this long: the batch fails
 
 
 def _ray():
@@ -92,6 +93,26 @@ def _retried_job(job: pipeline.ResizeJob, settings: pipeline.BatchSettings) -> p
 # --------------------------------------------------------------------------- connecting
 
 
+def _drop_cluster_messages(ray):
+    """Keep the raylet's notices ("A worker died ...") off standard output, where ``--json`` lines go.
+
+    Ray prints them from a driver thread; a lost worker is handled here (its batch is sent
+    again), and the file's own line says what became of it. Returns the undo.
+    """
+    worker_module = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker_module, "print_to_stdstream", None)
+    if original is None:
+        return lambda: None
+
+    def without_raylet_notices(data, *args, **kwargs):
+        if data.get("pid") != "raylet":
+            original(data, *args, **kwargs)
+
+    worker_module.print_to_stdstream = without_raylet_notices
+    return lambda: setattr(worker_module, "print_to_stdstream", original)
+
+
+
 def _address(address: str) -> str:
     if address == AUTO:
         return os.environ.get("RAY_ADDRESS") or AUTO
@@ -126,9 +147,11 @@ class RayExecutor:
         self._actors: list = []
         self._places: list[tuple[str, int]] = []
         self._jobs: list[pipeline.ResizeJob] = []
+        self._restore_messages = lambda: None
 
     def __enter__(self) -> "RayExecutor":
         ray = _ray()
+        self._restore_messages = _drop_cluster_messages(ray)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False, runtime_env=self.runtime_env)
         if self.address == LOCAL:
@@ -153,6 +176,7 @@ class RayExecutor:
                 self._stop_actors()
         finally:
             ray.shutdown()
+            self._restore_messages()
             if self._temp_dir:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
 
@@ -190,46 +214,15 @@ class RayExecutor:
         self._places = ray.get([actor.where.remote() for actor in self._actors])
 
     def _stream(self, jobs: list[pipeline.ResizeJob], settings: pipeline.BatchSettings) -> Iterator[pipeline.FileResult]:
-        ray = _ray()
         size = max(1, min(8, len(jobs) // (len(self._actors) * 8)))
-        pending = deque(([(k, jobs[k]) for k in range(i, min(i + size, len(jobs)))], 1, None)
-                        for i in range(0, len(jobs), size))
-        in_flight: dict = {}  # ref -> (batch, attempt, actor index)
-        load = [0] * len(self._actors)
-        done: dict[int, pipeline.FileResult] = {}
+        dispatch = _Dispatch(self._actors, [[(k, jobs[k]) for k in range(i, min(i + size, len(jobs)))]
+                                            for i in range(0, len(jobs), size)])
         next_index = 0
         while next_index < len(jobs):
-            while pending and len(in_flight) < IN_FLIGHT_PER_ACTOR * len(self._actors):
-                batch, attempt, avoid = pending.popleft()
-                choices = [i for i in range(len(self._actors)) if i != avoid] or [avoid]
-                chosen = min(choices, key=lambda i: load[i])  # a retried batch goes elsewhere when it can
-                load[chosen] += 1
-                in_flight[self._actors[chosen].run.remote(batch, attempt > 1)] = (batch, attempt, chosen)
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                batch, attempt, chosen = in_flight.pop(ref)
-                load[chosen] -= 1
-                for index, result in self._results(ref, batch, attempt, chosen, pending):
-                    done[index] = result
-            while next_index in done:
-                yield done.pop(next_index)
+            dispatch.step()
+            while next_index in dispatch.done:
+                yield dispatch.done.pop(next_index)
                 next_index += 1
-
-    def _results(self, ref, batch, attempt: int, actor: int, pending: deque) -> list[tuple[int, pipeline.FileResult]]:
-        """The batch's results; if its actor died, the batch goes back to the queue (or fails after MAX_ATTEMPTS)."""
-        ray = _ray()
-        try:
-            return ray.get(ref)
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
-                ray.exceptions.WorkerCrashedError) as exc:
-            if attempt < MAX_ATTEMPTS:
-                pending.appendleft((batch, attempt + 1, actor))
-                return []
-            reason = " ".join(str(exc).split())[:200]
-            return [(index, pipeline.FileResult(job.display_input, job.output, "error",
-                                                error=f"{job.display_input}: its Ray worker died {attempt} times "
-                                                      f"({reason})"))
-                    for index, job in batch]
 
     def _stop_actors(self) -> None:
         """Kill the actors (their queued batches go with them), then remove the temporary files they left here."""
@@ -245,6 +238,89 @@ class RayExecutor:
             time.sleep(0.05)
         self._actors = []
         pipeline.remove_batch_temporaries(self._jobs)
+
+
+class _Dispatch:
+    """Batches to actors, at most IN_FLIGHT_PER_ACTOR each; a dead actor's batch goes to another, once it is up.
+
+    An actor whose batch failed is *down* until a probe (``where``) answers: Ray restarts it
+    meanwhile, and a call made while it restarts fails at once, which must not count as an attempt.
+    """
+
+    def __init__(self, actors: list, batches: list[list[tuple[int, pipeline.ResizeJob]]]) -> None:
+        self.actors = actors
+        self.pending = deque((batch, 1, None, False) for batch in batches)  # (batch, attempt, avoid, retry)
+        self.in_flight: dict = {}  # ref -> (batch, attempt, actor index)
+        self.none_up_since: float | None = None
+        self.probes: dict = {}  # ref -> actor index
+        self.load = [0] * len(actors)
+        self.up = [True] * len(actors)
+        self.done: dict[int, pipeline.FileResult] = {}
+
+    def step(self) -> None:
+        """Send what the actors that are up can take, then take in the next finished call."""
+        ray = _ray()
+        while self.pending and any(self.up):
+            batch, attempt, avoid, retry = self.pending[0]
+            choices = [i for i in range(len(self.actors)) if self.up[i] and i != avoid] or \
+                      [i for i in range(len(self.actors)) if self.up[i]]
+            chosen = min(choices, key=lambda i: self.load[i])  # a retried batch goes elsewhere when it can
+            if self.load[chosen] >= IN_FLIGHT_PER_ACTOR:
+                break
+            self.pending.popleft()
+            self.load[chosen] += 1
+            self.in_flight[self.actors[chosen].run.remote(batch, retry)] = (batch, attempt, chosen)
+        self._check_some_actor_up()
+        ready, _ = ray.wait([*self.in_flight, *self.probes], num_returns=1)
+        for ref in ready:
+            if ref in self.probes:
+                self._probed(ref, self.probes.pop(ref))
+            else:
+                self._finished(ref, *self.in_flight.pop(ref))
+
+    def _finished(self, ref, batch, attempt: int, actor: int) -> None:
+        ray = _ray()
+        self.load[actor] -= 1
+        try:
+            self.done.update(ray.get(ref))
+            return
+        except _actor_errors() as exc:
+            lost = exc
+        if self.up[actor]:  # it died with this batch: an attempt spent
+            self.up[actor] = False
+            self.probes[self.actors[actor].where.remote()] = actor
+        elif attempt > 0:
+            attempt -= 1  # sent while it restarted: not an attempt
+        if attempt < MAX_ATTEMPTS:  # a retry: its outputs may be complete already (see _retried_job)
+            self.pending.appendleft((batch, attempt + 1, actor, True))
+            return
+        reason = " ".join(str(lost).split())[:200]
+        for index, job in batch:
+            self.done[index] = pipeline.FileResult(job.display_input, job.output, "error",
+                                                   error=f"{job.display_input}: its Ray worker died {attempt} times "
+                                                         f"({reason})")
+
+    def _check_some_actor_up(self) -> None:
+        if any(self.up):
+            self.none_up_since = None
+            return
+        self.none_up_since = self.none_up_since or time.monotonic()
+        if time.monotonic() - self.none_up_since > RESTART_WAIT_S:
+            raise ResizerError(f"the Ray cluster has had no worker for this batch for {RESTART_WAIT_S:.0f} s")
+
+    def _probed(self, ref, actor: int) -> None:
+        ray = _ray()
+        try:
+            ray.get(ref)
+            self.up[actor] = True
+        except _actor_errors():
+            time.sleep(0.2)  # still restarting: ask again
+            self.probes[self.actors[actor].where.remote()] = actor
+
+
+def _actor_errors() -> tuple:
+    exceptions = _ray().exceptions
+    return exceptions.RayActorError, exceptions.ActorUnavailableError, exceptions.WorkerCrashedError
 
 
 def _alive(pid: int) -> bool:
