@@ -152,6 +152,16 @@ class RayExecutor:
     def __enter__(self) -> "RayExecutor":
         ray = _ray()
         self._restore_messages = _drop_cluster_messages(ray)
+        try:
+            self._connect(ray)
+        except BaseException:
+            self._restore_messages()
+            if self._temp_dir:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+            raise
+        return self
+
+    def _connect(self, ray) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False, runtime_env=self.runtime_env)
         if self.address == LOCAL:
@@ -159,7 +169,7 @@ class RayExecutor:
             self._temp_dir = tempfile.mkdtemp(prefix="rz-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
             ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, _temp_dir=self._temp_dir, include_dashboard=False,
                      **quiet)
-            return self
+            return
         address = _address(self.address)
         _check_reachable(address)
         try:
@@ -167,7 +177,6 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             message = " ".join(str(exc).split())[:200]
             raise UsageError(f"--ray {self.address}: cannot connect to a Ray cluster ({message})") from None
-        return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         ray = _ray()
@@ -208,6 +217,8 @@ class RayExecutor:
         count = gpus if wants_gpu else settings.jobs or int(cpus)
         count = max(1, min(count, job_count))
         share = dict(num_gpus=1) if wants_gpu else dict(num_cpus=min(1.0, cpus / count))
+        if wants_gpu and settings.run.device.startswith("cuda"):  # cuda:N: an actor sees only its own GPU
+            settings = dataclasses.replace(settings, run=dataclasses.replace(settings.run, device="cuda"))
         actor_class = ray.remote(max_restarts=-1, max_task_retries=0, **share)(ResizeWorker)
         threads = None if wants_gpu else max(1, int(cpus // count))
         self._actors = [actor_class.remote(settings, threads) for _ in range(count)]

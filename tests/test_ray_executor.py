@@ -151,6 +151,18 @@ def test_ray_auto_reads_ray_address_and_a_failed_file_gives_the_local_rows_and_e
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
 
 
+def test_ray_local_starts_a_private_cluster_for_one_encode_run_and_removes_it(tmp_path) -> None:
+    folder = make_folder(tmp_path / "in", count=2)
+    before = set(Path("/tmp").glob("rz-ray-*"))
+    local = run("encode", str(folder), "--json", "-o", str(tmp_path / "local"))
+    result = run("encode", str(folder), "--json", "-o", str(tmp_path / "ray"), "--ray", "local", "-j", "1")
+    assert result.exit_code == local.exit_code == 0, result.output
+    assert rows(result.stdout, tmp_path / "ray") == rows(local.stdout, tmp_path / "local")
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+    assert set(Path("/tmp").glob("rz-ray-*")) == before  # its temporary folder is gone
+    assert not ray.is_initialized()
+
+
 # --------------------------------------------------------------------------- faults
 
 
@@ -230,18 +242,19 @@ def test_ctrl_c_cancels_the_outstanding_files_and_leaves_no_partial_output(tmp_p
 # --------------------------------------------------------------------------- connection errors
 
 
-def test_an_unreachable_cluster_is_one_line_naming_it_and_exit_2(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("command", [["down", "--scale", "2"], ["up", "--scale", "2"], ["encode"], ["decode"]])
+def test_an_unreachable_cluster_is_one_line_naming_it_and_exit_2(tmp_path, monkeypatch, command) -> None:
     source = make_folder(tmp_path / "in", count=1) / "im0.png"
     address = f"127.0.0.1:{_free_port()}"
-    result = CliRunner().invoke(app, ["down", str(source), "--scale", "2", "--ray", address])
+    result = CliRunner().invoke(app, [command[0], str(source), *command[1:], "--ray", address])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and address in lines[0] and lines[0].startswith("resizer: error: --ray"), lines
     monkeypatch.setenv("RAY_ADDRESS", address)
-    result = CliRunner().invoke(app, ["down", str(source), "--scale", "2", "--ray", "auto", "--json"])
+    result = CliRunner().invoke(app, [command[0], str(source), *command[1:], "--ray", "auto", "--json"])
     assert result.exit_code == 2 and address in result.stderr
     assert json.loads(result.stdout)["usage_error"] is True
-    assert not (tmp_path / "in" / "im0_x2.png").exists() and not any(tmp_path.glob("in/*_*"))
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["im0.png"]  # nothing written
 
 
 def test_importing_resizer_does_not_import_ray() -> None:
