@@ -112,7 +112,6 @@ def _drop_cluster_messages(ray):
     return lambda: setattr(worker_module, "print_to_stdstream", original)
 
 
-
 def _address(address: str) -> str:
     if address == AUTO:
         return os.environ.get("RAY_ADDRESS") or AUTO
