@@ -85,11 +85,15 @@ def cluster() -> str:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 continue
         shutil.rmtree(temp, ignore_errors=True)
-        for name, value in _SAVED.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+
+
+def teardown_module() -> None:
+    """The authentication variables as they were before this module set them."""
+    for name, value in _SAVED.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def make_folder(folder: Path, count: int = 4, size: tuple[int, int] = (48, 40)) -> Path:
@@ -255,6 +259,16 @@ def test_an_unreachable_cluster_is_one_line_naming_it_and_exit_2(tmp_path, monke
     assert result.exit_code == 2 and address in result.stderr
     assert json.loads(result.stdout)["usage_error"] is True
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["im0.png"]  # nothing written
+
+
+def test_standard_input_is_refused_with_ray_as_a_usage_error(tmp_path, cluster) -> None:
+    data = (make_folder(tmp_path / "in", count=1) / "im0.png").read_bytes()
+    result = CliRunner().invoke(app, ["down", "-", "--scale", "2", "-o", str(tmp_path / "out.png"), "--ray", cluster],
+                                input=data)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "resizer: error: --ray reads and writes files: standard input or output ('-') runs without --ray"]
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_importing_resizer_does_not_import_ray() -> None:
