@@ -55,14 +55,15 @@ class Resizer:
     ``method`` is any name of ``resizer methods`` (``None``: the default of the direction);
     ``device`` is as ``--device`` takes it (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``);
     ``precision``, ``tile`` and ``weights`` are those of the command line; ``max_output_pixels``
-    refuses absurd outputs before any pixel is made (``None``: no limit).
+    refuses absurd outputs before any pixel is made (``None``: no limit); ``linear`` resamples
+    in linear light (``--linear``, the classical filters only).
     """
 
     def __init__(self, method: str | None = None, *, device: str = "auto", precision: str = "auto",
                  tile: int | None = None, weights: str | None = None,
-                 max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+                 max_output_pixels: int | None = DEFAULT_MAX_PIXELS, linear: bool = False) -> None:
         self.method = method.strip().lower() if method else None
-        self.options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
+        self.options = RunOptions(device=device, tile=tile, precision=precision, weights=weights, linear_light=linear)
         self.max_output_pixels = max_output_pixels
         self.last_method: Method | None = None  # the method that served the latest call
 
@@ -93,7 +94,8 @@ def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: i
            height: int | None = None, fit: Box | None = None, fill: Box | None = None, gravity: str = "centre",
            direction: Direction | None = None, method: str | None = None,
            device: str = "auto", precision: str = "auto", tile: int | None = None,
-           weights: str | None = None, max_output_pixels: int | None = DEFAULT_MAX_PIXELS) -> T | Picture:
+           weights: str | None = None, max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
+           linear: bool = False) -> T | Picture:
     """Resize a Pillow image, NumPy array, :class:`Picture`, path or file bytes; return the same kind.
 
     - Pillow image in, Pillow image out (mode L, LA, RGB, RGBA or I;16; ``info`` keeps the
@@ -113,7 +115,7 @@ def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: i
     (32, 24)
     """
     return Resizer(method, device=device, precision=precision, tile=tile, weights=weights,
-                   max_output_pixels=max_output_pixels)(image, scale=scale, width=width, height=height, fit=fit,
+                   max_output_pixels=max_output_pixels, linear=linear)(image, scale=scale, width=width, height=height, fit=fit,
                                                         fill=fill, gravity=gravity, direction=direction)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import posixpath
 import string
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Iterable
 
 from .errors import UsageError
 from .image_io import is_image_path
+from .storage import is_url
 
 TEMPLATE_FIELDS: tuple[str, ...] = ("stem", "name", "ext", "dir", "tag", "width", "height", "method")
 SIZE_FIELDS = frozenset({"width", "height", "method"})  # known once the file is read and planned
@@ -92,13 +94,21 @@ def input_fields(path: Path, folder: Path | None, tag: str) -> dict[str, str]:
 
 
 def expand(template: str, fields: dict[str, str | int]) -> str:
-    """``template`` with ``fields`` filled in (every field it uses must be there)."""
-    return os.path.normpath(template.format(**fields)) if template else template
+    """``template`` with ``fields`` filled in (every field it uses must be there); URLs keep their ``scheme://``."""
+    if not template:
+        return template
+    text = template.format(**fields)
+    if is_url(text):
+        head, _, rest = text.partition("://")
+        return f"{head}://{posixpath.normpath(rest)}"
+    return os.path.normpath(text)
 
 
 def template_folder(template: str) -> Path | None:
     """The fixed folder a template writes under (``web`` for ``web/{stem}.webp``): excluded from inputs."""
     fixed = template.split("{", 1)[0]
+    if is_url(fixed):
+        return None  # a prefix in object storage: no local input folder holds it
     folder = Path(fixed).parent if not fixed.endswith(("/", os.sep)) else Path(fixed)
     return folder.resolve() if str(folder) not in ("", ".") else None
 

@@ -12,11 +12,15 @@ path loads without torch.
   exact), so each channel is resampled in mode ``F`` (float32) and rounded back, with
   colour premultiplied by alpha here, as Pillow does for 8 bits: one channel at a time,
   so memory stays near the picture's own size (see ``benchmarks/bench_memory.py``).
+- ``--linear`` (``RunOptions.linear_light``) takes the same per-channel float path, with
+  colour decoded from sRGB to linear light before Pillow resamples it and encoded after.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -52,20 +56,34 @@ def _resample(filter_name: str) -> Image.Resampling:
 _BAND_PIXELS = 1 << 20
 
 
-def _plane(pixels: np.ndarray, index: int, premultiply: bool) -> Image.Image:
-    """Channel ``index`` as a mode ``F`` image, times alpha / 65535 if ``premultiply``; built in row bands.
+@dataclasses.dataclass(frozen=True)
+class _Coding:
+    """How stored samples become the floats Pillow resamples, and back (``peak``: the samples' maximum).
+
+    ``decode``/``encode`` of ``None`` keep the values as they are (16-bit resampling of the
+    stored values); linear light passes colour through the sRGB transfer function.
+    """
+
+    peak: float
+    decode: Callable[[np.ndarray], np.ndarray] | None = None
+    encode: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def _plane(pixels: np.ndarray, index: int, premultiply: bool, coding: _Coding) -> Image.Image:
+    """Channel ``index`` as a mode ``F`` image, times alpha / peak if ``premultiply``; built in row bands.
 
     The arithmetic is the same float32 arithmetic element by element as on the whole
-    image at once (``colour * (alpha / 65535)``), so results do not depend on the bands;
+    image at once (``colour * (alpha / peak)``), so results do not depend on the bands;
     only the Pillow image (4 bytes a pixel) and one band exist at a time.
     """
     height, width = pixels.shape[:2]
     plane = Image.new("F", (width, height))
     rows = max(1, _BAND_PIXELS // max(1, width))
     for top in range(0, height, rows):
-        band = pixels[top:top + rows, :, index].astype(np.float32)
+        samples = pixels[top:top + rows, :, index]
+        band = coding.decode(samples) if coding.decode is not None else samples.astype(np.float32)
         if premultiply:
-            band *= pixels[top:top + rows, :, -1].astype(np.float32) / 65535.0
+            band *= pixels[top:top + rows, :, -1].astype(np.float32) / np.float32(coding.peak)
         plane.paste(Image.fromarray(band), (0, top))
     return plane
 
@@ -74,36 +92,77 @@ def _resize_plane(plane: Image.Image, size: tuple[int, int], resample: Image.Res
     return np.asarray(plane.resize(size, resample))
 
 
-def _resize16(pixels: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
-    """uint16 (H, W, C) -> uint16 (h, w, C), one channel at a time in float32 (mode ``F``).
+def _resize_planes(pixels: np.ndarray, size: tuple[int, int], resample: Image.Resampling,
+                   coding: _Coding, colour_channels: int) -> np.ndarray:
+    """(H, W, C) samples -> (h, w, C) of the same dtype, one channel at a time in float32 (mode ``F``).
 
     Colour is premultiplied by alpha (no colour bleeds out of transparent pixels) and
     divided again after resampling, as Pillow does for 8 bits. One float32 input plane
-    lives at a time: about 6 bytes per input pixel on top of the picture itself.
+    lives at a time: about 6 bytes per input pixel on top of the picture itself. The
+    first ``colour_channels`` go through ``coding``; the rest (alpha) are resampled as stored.
     """
     channels = pixels.shape[2]
     premultiply = channels in (2, 4) and resample != Image.Resampling.NEAREST
-    out = np.empty((size[1], size[0], channels), np.uint16)
+    out = np.empty((size[1], size[0], channels), pixels.dtype)
 
-    def store(index: int, values: np.ndarray) -> None:
+    def store(index: int, values: np.ndarray, encode: bool) -> None:
+        if encode and coding.encode is not None:
+            values = coding.encode(values)
         np.rint(values, out=values)
-        np.clip(values, 0.0, 65535.0, out=values)
+        np.clip(values, 0.0, coding.peak, out=values)
         out[:, :, index] = values
 
     inverse = None
     if premultiply:
-        alpha = np.clip(_resize_plane(_plane(pixels, channels - 1, False), size, resample), 0.0, 65535.0)
+        alpha = np.clip(_resize_plane(_plane(pixels, channels - 1, False, _Coding(coding.peak)), size, resample),
+                        0.0, coding.peak)
         with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = 65535.0 / alpha
+            inverse = np.float32(coding.peak) / alpha
     for index in range(channels - 1 if premultiply else channels):
-        values = _resize_plane(_plane(pixels, index, premultiply), size, resample)
+        plain = _Coding(coding.peak) if index >= colour_channels else coding
+        values = _resize_plane(_plane(pixels, index, premultiply, plain), size, resample)
         if inverse is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 values = np.where(alpha > 0, values * inverse, np.float32(0.0))
-        store(index, np.array(values, np.float32))
+        store(index, np.array(values, np.float32), index < colour_channels)
     if premultiply:
-        store(channels - 1, alpha)
+        store(channels - 1, alpha, False)
     return out
+
+
+def _resize16(pixels: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """uint16 (H, W, C) -> uint16 (h, w, C): the stored values resampled in float32 (mode ``F``)."""
+    return _resize_planes(pixels, size, resample, _Coding(65535.0), pixels.shape[2])
+
+
+@functools.lru_cache(maxsize=2)
+def _srgb_coding(dtype: np.dtype) -> _Coding:
+    """sRGB-encoded samples to linear light in [0, peak] (a table per sample value) and back (IEC 61966-2-1)."""
+    peak = float(np.iinfo(dtype).max)
+    encoded = np.arange(peak + 1, dtype=np.float64) / peak
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    table = (linear * peak).astype(np.float32)
+
+    def encode(values: np.ndarray) -> np.ndarray:
+        v = np.clip(values / np.float32(peak), 0.0, 1.0)
+        return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055).astype(np.float32) * peak
+
+    return _Coding(peak, decode=lambda samples: table[samples], encode=encode)
+
+
+def resize_linear_light(picture: Picture, size: tuple[int, int], filter_name: str) -> Picture:
+    """Resize in linear light: colour decoded from sRGB, resampled by Pillow in float32, encoded again.
+
+    Averaging encoded values darkens fine light-on-dark detail (a 1-pixel black and white
+    checkerboard halves to grey 128 instead of the 188 it looks like); in linear light it
+    does not. Alpha is resampled as stored and colour is premultiplied by it. The sRGB
+    curve is assumed whatever the ICC profile says (others, such as Adobe RGB, are close to it).
+    """
+    size = _check_size(size)
+    pixels = picture.pixels
+    colour = pixels.shape[2] - 1 if pixels.shape[2] in (2, 4) else pixels.shape[2]
+    resized = _resize_planes(pixels, size, _resample(filter_name), _srgb_coding(pixels.dtype), colour)
+    return Picture(resized, picture.metadata)
 
 
 def resize_pixels(pixels: np.ndarray, size: tuple[int, int], filter_name: str) -> np.ndarray:
@@ -118,19 +177,26 @@ def resize_pixels(pixels: np.ndarray, size: tuple[int, int], filter_name: str) -
     return resize_picture(Picture(pixels), size, filter_name).pixels
 
 
-def resize_picture(picture: Picture, size: tuple[int, int], filter_name: str) -> Picture:
-    """A new picture of ``size`` carrying the same metadata object."""
+def resize_picture(picture: Picture, size: tuple[int, int], filter_name: str,
+                   reducing_gap: float | None = None) -> Picture:
+    """A new picture of ``size`` carrying the same metadata object.
+
+    ``reducing_gap`` (8-bit only; Pillow's own argument): large reductions first average
+    whole blocks (``Image.reduce``) down to that many times the output size, then filter.
+    """
     size = _check_size(size)
     resample = _resample(filter_name)
     if picture.bit_depth == 16:
         return Picture(_resize16(picture.pixels, size, resample), picture.metadata)
     image = picture_to_pil(picture)
-    return picture_from_pil(image.resize(size, resample), picture.metadata)
+    return picture_from_pil(image.resize(size, resample, reducing_gap=reducing_gap), picture.metadata)
 
 
 class PillowMethod(Method):
-    animations = True
     """A classical method: one Pillow resampling filter."""
+
+    animations = True
+    linear_light = True
 
     def __init__(self, name: str, summary: str) -> None:
         self.name = name
@@ -142,7 +208,9 @@ class PillowMethod(Method):
         _check_size(request.size)
 
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
-        return resize_picture(picture, request.size, self.name)
+        if options.linear_light:
+            return resize_linear_light(picture, request.size, self.name)
+        return resize_picture(picture, request.size, self.name, options.reducing_gap)
 
 
 METHODS: tuple[PillowMethod, ...] = (

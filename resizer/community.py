@@ -40,7 +40,7 @@ class CommunityMethod(Method):
 
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
         """The direction; with ``options``, a ``--weights`` file that loads and serves the scale."""
-        super().validate(request)
+        super().validate(request, options)
         if options is None:
             return
         if not options.weights:
@@ -107,7 +107,7 @@ class ImportedMethod(Method):
                              f"import it again with 'resizer models import {path} --name {self.name}'")
 
     def validate(self, request: ResizeRequest, options: RunOptions | None = None) -> None:
-        super().validate(request)
+        super().validate(request, options)
         if options is not None:
             self._check_file()
             get_method(self.model.method).validate(request, self._options(options))

@@ -33,7 +33,7 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator
 
-from . import pipeline
+from . import pipeline, storage
 from .errors import ResizerError, UsageError
 from .methods import get_method
 from .resizing import DEFAULT_METHOD
@@ -78,16 +78,33 @@ class ResizeWorker:
 
 
 def _retried_job(job: pipeline.ResizeJob, settings: pipeline.BatchSettings) -> pipeline.FileResult:
-    """``process_job`` for a job whose first attempt died: its output may be that attempt's, complete."""
-    if settings.overwrite or job.fields is not None or job.output == pipeline.STDIO or not os.path.exists(job.output):
+    """``process_job`` for a job whose first attempt died: its output may be that attempt's, complete.
+
+    The output (a file or an object, :mod:`resizer.storage`) is made again in a private folder
+    and compared; the same bytes are kept as they are, as this job's ``ok``.
+    """
+    if settings.overwrite or job.fields is not None or job.output == pipeline.STDIO or not _exists(job.output):
         return pipeline.process_job(job, settings)
     with tempfile.TemporaryDirectory(prefix="resizer-retry-") as scratch:
-        private = dataclasses.replace(job, output=os.path.join(scratch, Path(job.output).name))
+        private = dataclasses.replace(job, output=os.path.join(scratch, storage.name(job.output)))
         result = pipeline.process_job(private, dataclasses.replace(settings, skip_existing=False))
-        if result.status == "ok" and filecmp.cmp(private.output, job.output, shallow=False):
+        if result.status == "ok" and _same_bytes(private.output, job.output):
             result.output = job.output  # the lost attempt finished it: the same bytes are there
             return result
     return pipeline.process_job(job, settings)
+
+
+def _exists(location: str) -> bool:
+    return storage.exists(location) if storage.is_url(location) else os.path.exists(location)
+
+
+def _same_bytes(path: str, location: str) -> bool:
+    if not storage.is_url(location):
+        return filecmp.cmp(path, location, shallow=False)
+    try:
+        return Path(path).read_bytes() == storage.read_bytes(location)
+    except ResizerError:
+        return False
 
 
 # --------------------------------------------------------------------------- connecting

@@ -85,7 +85,7 @@ class LearnedMethod(Method):
         the direction is checked, since a ``--weights`` file may serve a scale the
         manifest does not; ``resize`` checks everything again with its options.
         """
-        super().validate(request)
+        super().validate(request, options)
         if options is None:
             return
         check_precision(options.precision, resolve_device(options.device))

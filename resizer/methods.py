@@ -43,12 +43,15 @@ class ResizeRequest:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How learned methods run; classical methods ignore it."""
+    """How methods run: learned methods read the device, tile, precision and weights; the filters ``linear_light``."""
 
     device: str = "auto"
     tile: int | None = None  # None: the engine's default; 0: whole image
     precision: str = "auto"  # resizer.precision: auto picks per weights from the manifest's measurements
     weights: str | None = None  # a file path or hub reference overriding the bundled weights
+    linear_light: bool = False  # resample colour in linear light (``--linear``; the classical filters only)
+    # Filters: reduce by whole blocks first, down to this many times the output size (Pillow's reducing_gap)
+    reducing_gap: float | None = None
     # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
     progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 
@@ -64,6 +67,8 @@ class Method(ABC):
     concurrent_files: bool = False
     # True when each frame of an animation can be resized on its own (:mod:`resizer.animation`)
     animations: bool = False
+    # True when ``RunOptions.linear_light`` is honoured (Pillow's filters); others refuse it
+    linear_light: bool = False
 
     def default_jobs(self) -> int:
         """Files at once when ``--jobs`` is not given: every core if ``concurrent_files``, else one."""
@@ -79,6 +84,7 @@ class Method(ABC):
         """
         if request.direction not in self.directions:
             raise UsageError(f"method '{self.name}' cannot scale {request.direction}")
+        check_linear_light(self, options)
 
     def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str | None]:
         """``(device, precision)`` a request runs with (``--json`` reports them); classical: CPU, no precision."""
@@ -87,6 +93,13 @@ class Method(ABC):
     @abstractmethod
     def resize(self, picture: "Picture", request: ResizeRequest, options: RunOptions) -> "Picture":
         """Return a new picture of ``request.size``; metadata is carried over."""
+
+
+def check_linear_light(method: Method, options: RunOptions | None) -> None:
+    """``UsageError`` if linear light is asked of a method that would ignore it (learned ones learned sRGB values)."""
+    if options is not None and options.linear_light and not method.linear_light:
+        raise UsageError(f"--linear works with the classical filters (nearest, bilinear, bicubic, lanczos, box), "
+                         f"not method '{method.name}'")
 
 
 def register_method(method: Method) -> Method:

@@ -7,7 +7,9 @@ A failure on one input never stops the others: it becomes a ``FileResult`` with
 and then the file being written is removed. Folders give their regular, visible image
 files (:func:`resizer.batch_output.walk_images`); an explicit input must be a regular file
 too (a named pipe would block the run forever). Without ``overwrite`` an output name is
-created exclusively, so concurrent runs never replace each other's files.
+created exclusively, so concurrent runs never replace each other's files. Inputs and outputs
+may be URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://`` to read): a job keeps them as
+strings and :mod:`resizer.storage` reads, checks and puts, so a job runs the same anywhere.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, Sequence
 
+from . import storage
 from .animation import check_method, encode_frames, plays, resize_frames, save_frames
 from .batch_output import (SIZE_FIELDS, FolderSelection, check_single_output, check_template, expand, input_fields,
                            is_template, refuse_terminal, template_folder, walk_images)
 from .errors import ImageReadError, ImageWriteError, ResizerError, Terminated, UsageError
 from .files import remove_stale_temporaries
-from .shrink_on_load import shrink_hint, source_size
+from .shrink_on_load import shrink_hint, source_size, with_step_reduction
 from .geometry import SizeSpec
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
                        output_format, save_picture, source_output_format, writable_format_for)
-from .methods import Direction, ResizeRequest, RunOptions, get_method
+from .methods import Direction, ResizeRequest, RunOptions, check_linear_light, get_method
 from .output_policy import apply_output_policy
 from .resizing import DEFAULT_METHOD, resize_planned
 
@@ -123,11 +126,11 @@ class BatchSettings:
 # --------------------------------------------------------------------------- planning
 
 
-def _with_suffix(path: Path, fmt: str | None) -> Path:
+def _with_suffix(location: str, fmt: str | None) -> str:
     if fmt is None:
-        return path
+        return location
     suffix = "." + fmt.lower().lstrip(".")
-    return path.with_suffix({".jpeg": ".jpg", ".tiff": ".tif"}.get(suffix, suffix))
+    return storage.with_suffix(location, {".jpeg": ".jpg", ".tiff": ".tif"}.get(suffix, suffix))
 
 
 def check_format(fmt: str | None) -> None:
@@ -140,12 +143,31 @@ def _is_dir(path: Path) -> bool:
     return os.path.isdir(path)  # False, not OSError, for a name too long for the file system
 
 
-def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[ResizeJob], list[FileResult]]:
-    """Expand files, folders and ``-`` into jobs; problems with an input become error results.
+def _is_folder(location: str) -> bool:
+    """A local folder, or a prefix in object storage (:func:`resizer.storage.is_folder`)."""
+    return storage.is_folder(location) if storage.is_url(location) else _is_dir(Path(location))
 
-    Raises ``UsageError`` for mistakes in the command line itself (``-`` twice, ``-o FILE``
-    with several inputs, an unknown ``--format``; a missing input when it is the only one
-    is a per-file error).
+
+@dataclass
+class _Plan:
+    """What planning every input shares: the ``-o`` folder or template and the size tag."""
+
+    settings: BatchSettings
+    tag: str
+    out_dir: str | None  # a local folder or a prefix
+    template: str | None
+    used: set[str]
+    several_folders: bool
+
+
+def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[ResizeJob], list[FileResult]]:
+    """Expand files, folders, prefixes (URLs, :mod:`resizer.storage`) and ``-`` into jobs.
+
+    Problems with an input become error results. Raises ``UsageError`` for mistakes in the
+    command line itself (``-`` twice, ``-o FILE`` with several inputs, an unknown
+    ``--format``, an ``http(s)://`` output; a missing input when it is the only one is a
+    per-file error), and ``ImageWriteError`` for an output bucket that is missing or refuses
+    the credentials (before any file is read).
     """
     if not inputs:
         raise UsageError("no input given")
@@ -153,67 +175,120 @@ def plan_jobs(inputs: Sequence[str], settings: BatchSettings) -> tuple[list[Resi
     if list(inputs).count(STDIO) > 1:
         raise UsageError("standard input ('-') can be given only once")
     out = settings.output
-    tag = settings.tag or settings.size.tag(settings.direction)
-    paths = [Path(i) for i in inputs if i != STDIO]
-    many = len(inputs) > 1 or any(_is_dir(p) for p in paths)
-    out_dir: Path | None = None
+    folders = {raw: _is_folder(raw) for raw in inputs if raw != STDIO}
+    many = len(inputs) > 1 or any(folders.values())
     template = out if is_template(out) else None
     used = check_template(template) if template is not None else set()
-    if out is not None and out != STDIO and template is None:
-        out_path = Path(out)
-        if many:
-            check_single_output(out, len(inputs))
-        if many or out.endswith(("/", os.sep)) or _is_dir(out_path):
-            if os.path.exists(out_path) and not _is_dir(out_path):
-                raise UsageError(f"-o {out}: not a folder, but several inputs need one")
-            out_dir = out_path
+    out_dir = _output_folder(out, template, many, len(inputs))
     if out == STDIO and many:
         raise UsageError("-o - (standard output) takes exactly one input file")
-
+    plan = _Plan(settings, settings.tag or settings.size.tag(settings.direction), out_dir, template, used,
+                 sum(folders[raw] for raw in inputs if raw != STDIO) > 1)  # a folder named twice counts twice
     jobs: list[ResizeJob] = []
     errors: list[FileResult] = []
-    several_folders = sum(_is_dir(p) for p in paths) > 1
     for raw in inputs:
         if raw == STDIO:
-            target = out or STDIO
             if out_dir is not None or template is not None:
                 raise UsageError("standard input needs -o FILE or -o -, not a folder")
-            jobs.append(ResizeJob(STDIO, target, "<stdin>"))
-            continue
-        path = Path(raw)
-        if _is_dir(path):
-            exclude = out_dir.resolve() if out_dir is not None else template_folder(template) if template else None
-            images = walk_images(path, exclude, settings.selection)
-            if not images:
-                errors.append(FileResult(raw, None, "error", error=f"{raw}: folder contains no images"))
-                continue
-            if out_dir is not None:
-                base = out_dir / path.resolve().name if several_folders else out_dir
-            else:
-                base = path.resolve().parent / f"{path.resolve().name}_{tag}"
-            if template is not None:
-                jobs.extend(_templated_job(template, used, image, path, tag) for image in images)
-                continue
-            for image in images:
-                target = _with_suffix(base / image.relative_to(path), settings.format or writable_format_for(image))
-                jobs.append(ResizeJob(str(image), str(target), str(image)))
-            continue
-        if template is not None:
-            jobs.append(_templated_job(template, used, path, None, tag))
-            continue
-        if out_dir is not None:
-            target = _with_suffix(out_dir / path.name, settings.format or writable_format_for(path))
-        elif out is not None:
-            target = Path(out)
+            jobs.append(ResizeJob(STDIO, out or STDIO, "<stdin>"))
+        elif folders[raw]:
+            _plan_folder(raw, plan, jobs, errors)
         else:
-            target = _with_suffix(path.with_name(f"{path.stem}_{tag}{path.suffix}"),
-                                  settings.format or writable_format_for(path))
-        jobs.append(ResizeJob(raw, str(target), raw))
-
+            jobs.append(_file_job(raw, plan))
     unique = _one_input_per_output(jobs, errors)
+    _check_buckets(unique)
     if any(job.output == STDIO for job in unique):
         refuse_terminal()
     return unique, errors
+
+
+def _output_folder(out: str | None, template: str | None, many: bool, count: int) -> str | None:
+    """The folder or prefix ``-o`` names (None: a file, a template, standard output or no ``-o``)."""
+    if out is None or out == STDIO or template is not None:
+        return None
+    if many:
+        check_single_output(out, count)
+    if storage.is_url(out):
+        return out if many or out.endswith("/") or storage.is_folder(out) else None
+    out_path = Path(out)
+    if many or out.endswith(("/", os.sep)) or _is_dir(out_path):
+        if os.path.exists(out_path) and not _is_dir(out_path):
+            raise UsageError(f"-o {out}: not a folder, but several inputs need one")
+        return out
+    return None
+
+
+def _plan_folder(raw: str, plan: _Plan, jobs: list[ResizeJob], errors: list[FileResult]) -> None:
+    """The jobs of one input folder or prefix: its tree mirrored under the output folder."""
+    label = storage.display(raw)
+    try:
+        images = _folder_images(raw, plan)
+    except ImageReadError as exc:  # a prefix that cannot be listed (no bucket, access denied)
+        errors.append(FileResult(label, None, "error", error=str(exc)))
+        return
+    if not images:
+        errors.append(FileResult(label, None, "error", error=f"{label}: folder contains no images"))
+        return
+    where = raw if storage.is_url(raw) else str(Path(raw).resolve())
+    if plan.out_dir is not None:
+        base = storage.join(plan.out_dir, storage.name(where)) if plan.several_folders else plan.out_dir
+    else:
+        base = storage.beside(where, f"{storage.name(where)}_{plan.tag}")
+    for image, relative in images:
+        if plan.template is not None:
+            fields = input_fields(PurePosixPath("/", relative), PurePosixPath("/"), plan.tag)
+            jobs.append(_templated_job(plan.template, plan.used, image, fields))
+            continue
+        target = _with_suffix(storage.join(base, relative), plan.settings.format or writable_format_for(image))
+        jobs.append(ResizeJob(image, target, storage.display(image)))
+
+
+def _folder_images(raw: str, plan: _Plan) -> list[tuple[str, PurePosixPath]]:
+    """The images of a folder or prefix and their paths inside it, leaving out an output tree inside it."""
+    out_dir, template, selection = plan.out_dir, plan.template, plan.settings.selection
+    if storage.is_url(raw):
+        inside = out_dir if storage.is_url(out_dir) else template.split("{", 1)[0] if storage.is_url(template) else None
+        return storage.list_images(raw, selection, exclude=inside)
+    if out_dir is not None:
+        exclude = None if storage.is_url(out_dir) else Path(out_dir).resolve()
+    else:
+        exclude = template_folder(template) if template else None
+    root = Path(raw)
+    return [(str(image), PurePosixPath(image.relative_to(root).as_posix()))
+            for image in walk_images(root, exclude, selection)]
+
+
+def _file_job(raw: str, plan: _Plan) -> ResizeJob:
+    """The job of one input file or object named on the command line."""
+    label, fmt = storage.display(raw), plan.settings.format or writable_format_for(storage.name(raw))
+    if plan.template is not None:
+        if storage.is_url(raw):
+            return _templated_job(plan.template, plan.used, raw,
+                                  input_fields(PurePosixPath(storage.name(raw)), None, plan.tag), label)
+        return _templated_job(plan.template, plan.used, str(Path(raw)), input_fields(Path(raw), None, plan.tag))
+    out = plan.settings.output
+    if plan.out_dir is not None:
+        target = _with_suffix(storage.join(plan.out_dir, storage.name(raw)), fmt)
+    elif out is not None:
+        target = out if storage.is_url(out) else str(Path(out))
+    elif storage.is_url(raw):
+        named = PurePosixPath(storage.name(raw))
+        target = _with_suffix(storage.beside(raw, f"{named.stem}_{plan.tag}{named.suffix}"), fmt)
+    else:
+        path = Path(raw)
+        target = _with_suffix(str(path.with_name(f"{path.stem}_{plan.tag}{path.suffix}")), fmt)
+    return ResizeJob(raw, target, label)
+
+
+def _check_buckets(jobs: list[ResizeJob]) -> None:
+    """Every bucket the jobs write into answers before any file is read (:func:`resizer.storage.check_bucket`)."""
+    checked: set[tuple[str, str]] = set()
+    for job in jobs:
+        if storage.is_url(job.output):
+            key = storage.bucket_of(job.output)
+            if key not in checked:
+                checked.add(key)
+                storage.check_bucket(job.output)
 
 
 def _one_input_per_output(jobs: list[ResizeJob], errors: list[FileResult]) -> list[ResizeJob]:
@@ -221,7 +296,7 @@ def _one_input_per_output(jobs: list[ResizeJob], errors: list[FileResult]) -> li
     seen: dict[str, str] = {}
     unique: list[ResizeJob] = []
     for job in jobs:
-        key = job.output if job.output == STDIO else str(Path(job.output).resolve())
+        key = job.output if job.output == STDIO or storage.is_url(job.output) else str(Path(job.output).resolve())
         if key in seen and job.output != STDIO and job.fields is None:
             errors.append(FileResult(job.display_input, job.output, "error",
                                      error=f"{job.display_input}: output {job.output} is also the output of {seen[key]}"))
@@ -231,12 +306,13 @@ def _one_input_per_output(jobs: list[ResizeJob], errors: list[FileResult]) -> li
     return unique
 
 
-def _templated_job(template: str, used: set[str], path: Path, folder: Path | None, tag: str) -> ResizeJob:
+def _templated_job(template: str, used: set[str], location: str, fields: dict[str, str],
+                   label: str | None = None) -> ResizeJob:
     """A job whose output is ``template`` filled in now, or once the output size is known (``fields``)."""
-    fields = input_fields(path, folder, tag)
+    label = label or storage.display(location)
     if used & SIZE_FIELDS:
-        return ResizeJob(str(path), template, str(path), fields=fields)
-    return ResizeJob(str(path), expand(template, fields), str(path))
+        return ResizeJob(location, template, label, fields=fields)
+    return ResizeJob(location, expand(template, fields), label)
 
 
 def _format_for(job: ResizeJob, settings: BatchSettings, picture: Picture) -> str | None:
@@ -251,9 +327,13 @@ def _check_output(job: ResizeJob, settings: BatchSettings, result: FileResult) -
     """Refuse to replace an existing output (or the input) without ``overwrite``; False: skip this job."""
     if job.output == STDIO or job.input == STDIO:
         return True
-    out_path = Path(job.output)
-    exists = os.path.exists(out_path)  # False, not OSError, for a name too long: the write then says why
-    same = exists and os.path.exists(job.input) and os.path.samefile(job.input, out_path)
+    if storage.is_url(job.output) or storage.is_url(job.input):
+        exists = storage.exists(job.output) if storage.is_url(job.output) else os.path.exists(job.output)
+        same = exists and job.input == job.output
+    else:
+        out_path = Path(job.output)
+        exists = os.path.exists(out_path)  # False, not OSError, for a name too long: the write then says why
+        same = exists and os.path.exists(job.input) and os.path.samefile(job.input, out_path)
     if same and not settings.overwrite:
         raise ImageWriteError(f"{job.output}: is the input file (use --overwrite to replace it)")
     if exists and not settings.overwrite:
@@ -272,6 +352,8 @@ def _read_source(job: ResizeJob, stdin: bytes | None) -> str | bytes:
     """The input's bytes (standard input) or path; a path must name a regular file, which reading cannot block on."""
     if job.input == STDIO:
         return stdin if stdin is not None else sys.stdin.buffer.read()
+    if storage.is_url(job.input):
+        return storage.read_bytes(job.input)
     try:
         mode = os.stat(job.input).st_mode
     except OSError:
@@ -282,12 +364,23 @@ def _read_source(job: ResizeJob, stdin: bytes | None) -> str | bytes:
     return job.input
 
 
-def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt: str | None, stdout) -> None:
+def _deliver(job: ResizeJob, settings: BatchSettings, data: bytes, stdout) -> None:
+    """Encoded bytes to standard output, or to object storage in one put (the object appears whole)."""
     if job.output == STDIO:
-        data = encode_picture(resized, fmt or "png", quality=settings.quality, strip=settings.strip,
-                              options=settings.encode)
         (stdout or sys.stdout.buffer).write(data)
         (stdout or sys.stdout.buffer).flush()
+    else:
+        storage.put_bytes(job.output, data, overwrite=settings.overwrite)
+
+
+def _write_output(job: ResizeJob, settings: BatchSettings, resized: Picture, fmt: str | None, stdout) -> None:
+    if job.output == STDIO or storage.is_url(job.output):
+        if job.output != STDIO:
+            output_format(job.output, fmt)  # an unknown suffix: the error names the URL
+        data = encode_picture(resized, fmt or (Path(job.output).suffix if job.output != STDIO else "png"),
+                              quality=settings.quality, strip=settings.strip, options=settings.encode,
+                              label=storage.display(job.output) if job.output != STDIO else "<stdout>")
+        _deliver(job, settings, data, stdout)
         return
     # without --overwrite the name is created exclusively: another process may create it meanwhile
     save_picture(resized, job.output, format=fmt, quality=settings.quality, strip=settings.strip,
@@ -306,19 +399,23 @@ def _animation_format(job: ResizeJob, settings: BatchSettings, picture: Picture,
     return fmt
 
 
+def _run_options(settings: BatchSettings) -> RunOptions:
+    """How every picture of a file is resized: the settings' options, with step reduction where shrink-on-load is on."""
+    return with_step_reduction(settings.run, settings.direction, settings.shrink_on_load)
+
+
 def _write_animation(job: ResizeJob, settings: BatchSettings, source: str | bytes, first: Picture, fmt: str,
                      stdout) -> None:
     def resize(frame: Picture) -> Picture:
-        return resize_planned(frame, settings.direction, settings.size, settings.method, settings.run, False,
+        return resize_planned(frame, settings.direction, settings.size, settings.method, _run_options(settings), False,
                               settings.max_output_pixels)[0]
 
     frames, durations, loop = resize_frames(source, first, resize, job.display_input)
     options = dict(quality=settings.quality, strip=settings.strip, lossless=bool(settings.encode and settings.encode.lossless))
-    if job.output == STDIO:
+    if job.output == STDIO or storage.is_url(job.output):
         buffer = io.BytesIO()
         encode_frames(frames, durations, loop, fmt, buffer, **options)
-        (stdout or sys.stdout.buffer).write(buffer.getvalue())
-        (stdout or sys.stdout.buffer).flush()
+        _deliver(job, settings, buffer.getvalue(), stdout)
         return
     save_frames(frames, durations, loop, fmt, job.output, overwrite=settings.overwrite, **options)
 
@@ -342,7 +439,7 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         animated = _animation_format(job, settings, picture, result)
         used: dict = {}
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
-                                                         settings.run, settings.require_pairing,
+                                                         _run_options(settings), settings.require_pairing,
                                                          settings.max_output_pixels, used)
         result.method, result.device, result.precision = method.name, used.get("device"), used.get("precision")
         resized, notes = apply_output_policy(resized, srgb=settings.srgb, strip=settings.strip,
@@ -384,8 +481,9 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
 def _lost_race(exc: ResizerError, job: ResizeJob) -> bool:
     """True if the write failed because another process created the output name after the checks."""
     cause = exc.__context__
+    target = job.output if storage.is_url(job.output) else str(Path(job.output))
     return (job.output != STDIO and isinstance(cause, FileExistsError)
-            and os.fspath(cause.filename or "") == str(Path(job.output)))
+            and os.fspath(cause.filename or "") == target)
 
 
 def _unexpected_error(job: ResizeJob, exc: Exception) -> str:
@@ -438,29 +536,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def remove_batch_temporaries(jobs: list[ResizeJob]) -> None:
     """Remove the ``.part`` files that killed runs (SIGKILL, power loss) left where this batch writes."""
-    folders = {Path(job.output).parent for job in jobs if job.output != STDIO}
+    folders = {Path(job.output).parent for job in jobs if job.output != STDIO and not storage.is_url(job.output)}
     for folder in folders:
         if _is_dir(folder):
             remove_stale_temporaries(folder, ".part")
-
-
-class LocalExecutor:
-    """Runs a batch's jobs in this process (threads for methods that allow it); results in input order.
-
-    An executor is a context manager (the connection to whatever runs the jobs, held for one
-    batch) whose ``run(jobs, settings)`` yields one result per job, in job order, each made
-    by :func:`process_job`. :class:`resizer.distributed.RayExecutor` is the other one.
-    """
-
-    def __enter__(self) -> "LocalExecutor":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        return None
-
-    def run(self, jobs: list[ResizeJob], settings: BatchSettings) -> Iterator[FileResult]:
-        """One :func:`process_job` result per job, in job order."""
-        return _process_all(jobs, settings)
 
 
 def run_batch(inputs: Sequence[str], settings: BatchSettings,
@@ -469,10 +548,11 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
 
     ``on_result`` is called as each input finishes (progress bars, JSON lines). SIGTERM
     and SIGHUP stop the batch like Ctrl-C (``Terminated``, a ``KeyboardInterrupt``).
-    ``executor`` runs the planned jobs (default :class:`LocalExecutor`); planning stays here.
+    Planning stays here; ``executor`` runs the jobs: None in this process (threads where the method
+    allows), or a context manager for the batch whose ``run(jobs, settings)`` yields one
+    :func:`process_job` result per job in job order (:class:`resizer.distributed.RayExecutor`).
     """
-    executor = executor if executor is not None else LocalExecutor()
-    with _terminate_as_interrupt(), executor:
+    with _terminate_as_interrupt(), executor or contextlib.nullcontext():
         settings.size.check_direction(settings.direction)
         jobs, planning_errors = plan_jobs(inputs, settings)
         if jobs:
@@ -485,10 +565,11 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
         if jobs:
             # A wrong method name, or a scale the method cannot do, is a usage error: fail before any file.
             method = get_method(settings.method or DEFAULT_METHOD[settings.direction])
+            check_linear_light(method, settings.run)
             if settings.size.scale is not None:
                 method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
             remove_batch_temporaries(jobs)
-        for result in executor.run(jobs, settings):
+        for result in (executor.run if executor is not None else _process_all)(jobs, settings):
             results.append(result)
             if on_result:
                 on_result(result)

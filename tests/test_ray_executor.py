@@ -29,6 +29,7 @@ from resizer.cli import app
 from resizer.geometry import SizeSpec
 
 from .conftest import REPO, synthetic_photo
+from .test_object_storage import s3, s3_endpoint  # noqa: F401  (fixtures: a moto S3 server, a fresh bucket)
 
 if importlib.util.find_spec("ray") is None:
     pytest.skip("Ray is not installed (pip install 'resizer[ray]')", allow_module_level=True)
@@ -165,6 +166,23 @@ def test_ray_local_starts_a_private_cluster_for_one_encode_run_and_removes_it(tm
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
     assert set(Path("/tmp").glob("rz-ray-*")) == before  # its temporary folder is gone
     assert not ray.is_initialized()
+
+
+def test_a_ray_run_reads_and_writes_object_storage_like_a_local_run(tmp_path, cluster, s3) -> None:
+    for index in range(3):
+        s3.put(f"in/im{index}.png", (make_folder(tmp_path / f"in{index}", count=1) / "im0.png").read_bytes())
+    # the workers' store configuration (on a real cluster: each node's own environment or role)
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE",
+             "AWS_SHARED_CREDENTIALS_FILE")
+    executor = RayExecutor(cluster, runtime_env={"env_vars": {name: os.environ[name] for name in names}})
+    made = {}
+    for label, where in (("local", None), ("ray", executor)):
+        settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="dsn", output=s3.url(f"{label}/"))
+        results = pipeline.run_batch([s3.url("in/")], settings, executor=where)
+        made[label] = [{**r.to_json(), "seconds": None, "output": r.output.rsplit("/", 1)[-1]} for r in results]
+    assert made["ray"] == made["local"] and [r["status"] for r in made["ray"]] == ["ok"] * 3
+    assert s3.keys("ray/") == s3.keys("local/") == ["im0.png", "im1.png", "im2.png"]
+    assert all(s3.get(f"ray/{key}") == s3.get(f"local/{key}") for key in s3.keys("ray/"))
 
 
 # --------------------------------------------------------------------------- faults

@@ -85,3 +85,25 @@ def test_an_exif_rotated_jpeg_shrinks_to_the_upright_size(tmp_path) -> None:
     record = json.loads(result.stdout)
     assert record["input_size"] == [720, 960] and record["output_size"] == [90, 120]
     assert Image.open(tmp_path / "o.png").size == (90, 120)
+
+
+def test_other_formats_reduce_in_steps_only_where_it_is_large(tmp_path) -> None:
+    """A PNG reduced x16 goes through Pillow's reducing_gap (STEP_GAP); x4 and --no-shrink-on-load stay exact."""
+    from resizer.shrink_on_load import STEP_GAP
+
+    source = tmp_path / "big.png"
+    photo = Image.fromarray(synthetic_photo(60, 80)).resize((1280, 960), Image.Resampling.LANCZOS)
+    photo.save(source)
+    for scale, gap in (("16", STEP_GAP), ("4", None)):
+        size = (1280 // int(scale), 960 // int(scale))
+        stepped = np.asarray(photo.resize(size, Image.Resampling.LANCZOS, reducing_gap=STEP_GAP))
+        exact = np.asarray(photo.resize(size, Image.Resampling.LANCZOS))
+        assert run("down", str(source), "--scale", scale, "-m", "lanczos", "-o", str(tmp_path / f"s{scale}.png")).exit_code == 0
+        assert run("down", str(source), "--scale", scale, "-m", "lanczos", "--no-shrink-on-load",
+                   "-o", str(tmp_path / f"e{scale}.png")).exit_code == 0
+        default, plain = (load_picture(tmp_path / f"{kind}{scale}.png").pixels for kind in "se")
+        assert np.array_equal(plain, exact)
+        assert np.array_equal(default, stepped if gap else exact)
+        if gap:
+            assert not np.array_equal(stepped, exact)  # the step did something
+            assert luma_psnr(default, exact) > 35

@@ -39,7 +39,7 @@ from .app import (
 )
 from .tile_progress import TileProgress
 
-InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or '-' for standard input.", metavar="INPUT", show_default=False)]
+InputsArg = Annotated[List[str], typer.Argument(help="Image files, folders (recursive), URLs (s3://, gs://, az://, http(s)://; prefixes end in /) or '-' for standard input.", metavar="INPUT", show_default=False)]
 ScaleOpts = {  # the example in each command's help is of its own direction
     "down": Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1: '--scale 4' gives a quarter of the width and height; or a percentage of the input size ('--scale 25%').", show_default=False)],
     "up": Annotated[Optional[str], typer.Option("--scale", "-s", help="Factor of at least 1: '--scale 2.7' gives 2.7 times the width and height; or a percentage of the input size ('--scale 250%').", show_default=False)],
@@ -47,7 +47,7 @@ ScaleOpts = {  # the example in each command's help is of its own direction
 WidthOpt = Annotated[Optional[int], typer.Option("--width", "-W", help="Output width in pixels; the height keeps the aspect ratio.")]
 HeightOpt = Annotated[Optional[int], typer.Option("--height", "-H", help="Output height in pixels; the width keeps the aspect ratio.")]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="Resizing method (see 'resizer methods').")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder, or '-' for standard output.")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder, URL or prefix (s3://, gs://, az://), or '-' for standard output.")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help="Output format (png, jpeg, webp, tiff, ...); default from the output name.")]
 QualityOpt = Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Quality of lossy formats (1-100).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files, the input itself included.")]
@@ -66,6 +66,8 @@ SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded
 StripGpsOpt = Annotated[bool, typer.Option("--strip-gps/--keep-gps", help="Drop the GPS location (EXIF and XMP) from outputs; the rest of the EXIF is kept.")]
 ProgressiveOpt = Annotated[bool, typer.Option("--progressive", help="JPEG outputs: progressive scans.")]
 SubsamplingOpt = Annotated[Optional[str], typer.Option("--subsampling", help="JPEG outputs: chroma subsampling 4:4:4, 4:2:2 or 4:2:0 (default 4:2:0).", show_default=False)]
+LinearOpt = Annotated[bool, typer.Option("--linear", help="Resample in linear light (sRGB decoded first): fine bright "
+                                         "detail keeps its brightness. Classical filters only.")]
 LosslessOpt = Annotated[bool, typer.Option("--lossless", help="WebP outputs: lossless (--quality is then the compression effort).")]
 # batches (issue 17)
 IncludeOpt = Annotated[Optional[List[str]], typer.Option("--include", help="Folders: only files matching this glob (path inside the folder or name; repeatable).", show_default=False)]
@@ -137,15 +139,15 @@ def check_size_options(direction: str, scale: float | None, width: int | None, h
 
 
 def _run(direction: str, inputs: list[str], *, scale, width, height, box, batch, method, output, fmt, quality, overwrite,
-         skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, as_json, quiet,
-         debug, ray=None) -> None:
+         skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, linear, as_json,
+         quiet, debug, ray=None) -> None:
     def settings() -> BatchSettings:
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
             size=size_spec(direction, scale, width, height, max_output_pixels=max_output_pixels, **box),
             method=method, output=output, format=fmt, quality=quality, overwrite=overwrite,
             skip_existing=skip_existing, strip=strip, max_pixels=max_pixels, max_output_pixels=max_output_pixels,
-            jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+            jobs=jobs, run=RunOptions(device=device, tile=tile, precision=precision, weights=weights, linear_light=linear),
             **{**batch, "encode": encode_options(*batch["encode"])},
         )
         if made.size.empty and direction == "down":
@@ -213,9 +215,12 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
 
 
 def _has_folder(inputs: list[str]) -> bool:
+    """A local folder, or a URL prefix ending in ``/`` (no store is asked just for the summary line)."""
     from pathlib import Path
 
-    return any(i != "-" and Path(i).is_dir() for i in inputs)
+    from ..storage import is_url
+
+    return any(i.endswith("/") if is_url(i) else i != "-" and Path(i).is_dir() for i in inputs)
 
 
 def _run_with_progress(inputs, settings, report, console, tiles: TileProgress, executor=None):
@@ -266,6 +271,7 @@ def _make_command(direction: str, help_text: str):
         progressive: ProgressiveOpt = False,
         subsampling: SubsamplingOpt = None,
         lossless: LosslessOpt = False,
+        linear: LinearOpt = False,
         include: IncludeOpt = None,
         exclude: ExcludeOpt = None,
         hidden: HiddenOpt = False,
@@ -288,7 +294,7 @@ def _make_command(direction: str, help_text: str):
         _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
-             weights=weights, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
+             weights=weights, linear=linear, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
     command.__doc__ = help_text
     # typer reads the annotations: give each direction its own --scale help, and hide down's options from up

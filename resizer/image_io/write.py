@@ -76,11 +76,11 @@ def save_picture(picture: Picture, path: str | Path, *, format: str | None = Non
 
 
 def encode_picture(picture: Picture, format: str, *, quality: int | None = None, strip: bool = False,
-                   options: EncodeOptions | None = None) -> bytes:
-    """Encode to bytes in ``format`` (for standard output)."""
+                   options: EncodeOptions | None = None, label: str = "<stdout>") -> bytes:
+    """Encode to bytes in ``format`` (standard output, object storage); ``label`` names the target in errors."""
     fmt = output_format(None, format)
     buffer = io.BytesIO()
-    _encode_into(picture, fmt, buffer, quality=quality, strip=strip, label="<stdout>", options=options)
+    _encode_into(picture, fmt, buffer, quality=quality, strip=strip, label=label, options=options)
     return buffer.getvalue()
 
 
