@@ -29,7 +29,6 @@ from resizer.cli import app
 from resizer.geometry import SizeSpec
 
 from .conftest import REPO, synthetic_photo
-from .test_object_storage import s3, s3_endpoint  # noqa: F401  (fixtures: a moto S3 server, a fresh bucket)
 
 if importlib.util.find_spec("ray") is None:
     pytest.skip("Ray is not installed (pip install 'resizer[ray]')", allow_module_level=True)
@@ -168,21 +167,51 @@ def test_ray_local_starts_a_private_cluster_for_one_encode_run_and_removes_it(tm
     assert not ray.is_initialized()
 
 
-def test_a_ray_run_reads_and_writes_object_storage_like_a_local_run(tmp_path, cluster, s3) -> None:
+@pytest.fixture()
+def bucket(tmp_path, monkeypatch):
+    """A fresh bucket on a moto S3 server of this test (moto's stores are per process: names are unique)."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    s3fs = pytest.importorskip("s3fs")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._port}"
+    env = {"AWS_ACCESS_KEY_ID": "ray-test", "AWS_SECRET_ACCESS_KEY": "ray-test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="ray-test",
+                          aws_secret_access_key="ray-test")
+    name = f"ray-{os.urandom(6).hex()}"
+    client.create_bucket(Bucket=name)
+    try:
+        yield client, name, env
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
+def test_a_ray_run_reads_and_writes_object_storage_like_a_local_run(tmp_path, cluster, bucket) -> None:
+    client, name, env = bucket
     for index in range(3):
-        s3.put(f"in/im{index}.png", (make_folder(tmp_path / f"in{index}", count=1) / "im0.png").read_bytes())
+        data = (make_folder(tmp_path / f"in{index}", count=1) / "im0.png").read_bytes()
+        client.put_object(Bucket=name, Key=f"in/im{index}.png", Body=data)
     # the workers' store configuration (on a real cluster: each node's own environment or role)
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE",
-             "AWS_SHARED_CREDENTIALS_FILE")
-    executor = RayExecutor(cluster, runtime_env={"env_vars": {name: os.environ[name] for name in names}})
-    made = {}
+    executor = RayExecutor(cluster, runtime_env={"env_vars": env})
+    made, stored = {}, {}
     for label, where in (("local", None), ("ray", executor)):
-        settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="dsn", output=s3.url(f"{label}/"))
-        results = pipeline.run_batch([s3.url("in/")], settings, executor=where)
+        settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="dsn", output=f"s3://{name}/{label}/")
+        results = pipeline.run_batch([f"s3://{name}/in/"], settings, executor=where)
         made[label] = [{**r.to_json(), "seconds": None, "output": r.output.rsplit("/", 1)[-1]} for r in results]
+        listing = client.list_objects_v2(Bucket=name, Prefix=f"{label}/").get("Contents", [])
+        stored[label] = {item["Key"].split("/", 1)[1]: client.get_object(Bucket=name, Key=item["Key"])["Body"].read()
+                         for item in listing}
     assert made["ray"] == made["local"] and [r["status"] for r in made["ray"]] == ["ok"] * 3
-    assert s3.keys("ray/") == s3.keys("local/") == ["im0.png", "im1.png", "im2.png"]
-    assert all(s3.get(f"ray/{key}") == s3.get(f"local/{key}") for key in s3.keys("ray/"))
+    assert sorted(stored["ray"]) == ["im0.png", "im1.png", "im2.png"] and stored["ray"] == stored["local"]
 
 
 # --------------------------------------------------------------------------- faults
