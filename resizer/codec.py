@@ -8,8 +8,9 @@ are those of ``down``/``up``.
 
 :func:`rate_distortion` measures what that buys: bits per pixel of the original and PSNR/
 SSIM on luma (the benchmark protocol's crop and shave) for the plain codec, for MATLAB
-bicubic around it, and for the learned pair around it, at each quality; the gain of a
-pipeline is its PSNR minus the plain codec's PSNR interpolated at the same bits per pixel.
+bicubic around it, and for the learned pair around it, at each quality (and, with
+``rate_targeted``, for ``encode --max-bytes`` given the plain file's bytes as its budget); the
+gain of a pipeline is its PSNR minus the plain codec's PSNR interpolated at the same bits per pixel.
 :func:`summarize` condenses each curve against the plain codec's (and the learned pair's
 against the bicubic pipeline's) into the Bjontegaard deltas codec comparisons use: the mean
 PSNR gain over the common rate range, and the mean change in bits at equal PSNR. The bytes
@@ -18,6 +19,7 @@ counted are the whole file as ``encode`` writes it, metadata included.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,11 +28,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import ResizerError, UsageError
 from .image_io import WRITE_FORMATS, Picture, encode_picture, load_picture, to_8bit
 from .methods import ResizeRequest, RunOptions, get_method
 from .geometry import SizeSpec
 from .pipeline import BatchSettings
+from .rate_encode import RateTarget, candidates, choose, decoded_result, prepare
 
 __all__ = ["CODECS", "RatePoint", "RateSummary", "bjontegaard", "codec_format", "decode_settings", "encode_settings",
            "gain_at_equal_rate", "rate_distortion", "summarize"]
@@ -52,9 +55,24 @@ def codec_format(codec: str) -> str:
     return CODECS[key]
 
 
-def encode_settings(scale: float, codec: str = DEFAULT_CODEC, quality: int | None = None, *,
-                    method: str = DEFAULT_PAIR, **batch: Any) -> BatchSettings:
-    """``resizer encode``: a paired ``down`` at ``scale`` written in ``codec``; outputs tagged ``enc<S>``."""
+def encode_settings(scale: float | None = None, codec: str = DEFAULT_CODEC, quality: int | None = None, *,
+                    method: str = DEFAULT_PAIR, max_bytes: int | None = None, bpp: float | None = None,
+                    **batch: Any) -> BatchSettings:
+    """``resizer encode``: a paired ``down`` at ``scale`` written in ``codec``; outputs tagged ``enc<S>``.
+
+    With ``max_bytes`` or ``bpp`` (a budget per image) the pipeline and quality are searched
+    instead (:mod:`resizer.rate_encode`); ``scale`` and ``quality`` then may not be given, and
+    outputs are tagged ``enc``.
+    """
+    if max_bytes is not None or bpp is not None:
+        if scale is not None or quality is not None:
+            raise UsageError("--max-bytes/--bpp choose the scale and quality per image: leave out --scale and --quality")
+        target = RateTarget(max_bytes=max_bytes, bpp=bpp, codec=codec.strip().lower(), format=codec_format(codec),
+                            method=method)
+        candidates(target, batch.get("run") or RunOptions())  # a wrong pair fails before any file is read
+        return BatchSettings(direction="down", size=SizeSpec(), method=method, format=target.format, tag="enc",
+                             rate=target, **batch)
+    scale = 2.0 if scale is None else scale
     if not float(scale).is_integer():
         raise UsageError(f"--scale must be an integer for encode (the learned pairs are x2, x3, x4), not {scale:g}")
     return BatchSettings(direction="down", size=SizeSpec(scale=scale), method=method, format=codec_format(codec),
@@ -82,7 +100,7 @@ class RatePoint:
     """One pipeline at one quality on one dataset: means over its images."""
 
     dataset: str
-    pipeline: str  # "plain", "bicubic" or the learned pair's name
+    pipeline: str  # "plain", "bicubic", the learned pair's name, or "rate" (the rate-targeted encode)
     codec: str
     quality: int
     scale: float
@@ -207,14 +225,20 @@ def _codec_round_trip(picture: Picture, fmt: str, quality: int) -> tuple[Picture
     return load_picture(data), len(data)
 
 
+RATE = "rate"  # the rate-targeted encode (:mod:`resizer.rate_encode`) at each plain point's file size
+
+
 def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT_CODEC,
                     qualities: Sequence[int] = (20, 40, 60, 80, 95), pair: str = DEFAULT_PAIR,
                     options: RunOptions = RunOptions(),
-                    progress: Callable[[int, int, str], None] | None = None) -> list[RatePoint]:
-    """Rate-distortion points of the plain codec, bicubic + codec and ``pair`` + codec (see the module docstring)."""
-    from .evaluation import list_dataset, protocol_sizes
-    from .color import luma
-    from .metrics import psnr, shave, ssim
+                    progress: Callable[[int, int, str], None] | None = None,
+                    rate_targeted: bool = False) -> list[RatePoint]:
+    """Rate-distortion points of the plain codec, bicubic + codec and ``pair`` + codec (see the module docstring).
+
+    ``rate_targeted`` adds the ``rate`` pipeline: ``encode --max-bytes`` with, as each image's
+    budget at each quality, the bytes of the plain codec's file at that quality.
+    """
+    from .evaluation import list_dataset
 
     fmt = codec_format(codec)
     qualities = [int(q) for q in qualities]
@@ -227,40 +251,28 @@ def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT
         raise UsageError(f"method '{pair}' is not a down/up pair")
     learned.validate(ResizeRequest("down", (64, 64), scale), options)
     learned.validate(ResizeRequest("up", (128, 128), scale), options)
+    target = RateTarget(max_bytes=1, codec=codec.strip().lower(), format=fmt, method=pair)
+    searched = candidates(target, options) if rate_targeted else None
     listings = [(Path(d), list_dataset(Path(d))) for d in datasets]
     if not listings:
         raise UsageError("give at least one dataset folder")
     total = sum(len(files) for _, files in listings) * len(qualities)
     done = 0
     points: list[RatePoint] = []
-    border = math.ceil(scale)
     for folder, files in listings:
         dataset = folder.resolve().name
         rows: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         started = time.perf_counter()
         for path in files:
-            full = _read_reference(path)
-            (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(full.width, full.height, scale)
-            hr = Picture(np.ascontiguousarray(full.pixels[:hr_h, :hr_w]))
-            reference = shave(luma(hr.pixels), border)
-            down_request, up_request = ResizeRequest("down", (lr_w, lr_h), scale), ResizeRequest("up", (hr_w, hr_h), scale)
-            # The learned thumbnail carries its pairing metadata, as 'resizer encode' stores it.
-            thumbs = {name: method.resize(hr, down_request, options)
-                      for name, method in ((pair, learned), (BICUBIC, baseline))}
-            for quality in qualities:
-                decoded, size = _codec_round_trip(hr, fmt, quality)
-                outputs = {PLAIN: (decoded, size)}
-                for name, method in ((pair, learned), (BICUBIC, baseline)):
-                    small, size = _codec_round_trip(thumbs[name], fmt, quality)
-                    outputs[name] = (method.resize(small, up_request, options), size)
-                for name, (picture, size) in outputs.items():
-                    result = shave(luma(picture.pixels), border)
-                    rows.setdefault((name, quality), []).append(
-                        (8.0 * size / (hr_w * hr_h), psnr(reference, result), ssim(reference, result)))
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"{dataset} q{quality} {path.name}")
+            for key, values in _image_points(path, scale, fmt, qualities, (pair, learned), baseline, options,
+                                             searched, target).items():
+                rows.setdefault(key, []).append(values)
+            done += len(qualities)
+            if progress is not None:
+                progress(done, total, f"{dataset} {path.name}")
         seconds = time.perf_counter() - started
+        # a point is every image's (a budget the rate-targeted encode could not meet leaves that point out)
+        rows = {key: values for key, values in rows.items() if len(values) == len(files)}
         for (name, quality), values in rows.items():
             bpp, p, s = (float(np.mean(column)) for column in zip(*values))
             points.append(RatePoint(dataset, name, codec, quality, float(scale), bpp, p, s, len(values),
@@ -272,5 +284,43 @@ def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT
         for point in points:
             if point.dataset == dataset and point.pipeline != PLAIN:
                 point.gain = gain_at_equal_rate(plain, point)
-    order = {PLAIN: 0, BICUBIC: 1}
+    order = {PLAIN: 0, BICUBIC: 1, RATE: 3}
     return sorted(points, key=lambda p: (p.dataset, order.get(p.pipeline, 2), p.quality))
+
+
+def _image_points(path: Path, scale: float, fmt: str, qualities: Sequence[int], pair: tuple[str, Any], baseline: Any,
+                  options: RunOptions, searched: list | None, target: RateTarget
+                  ) -> dict[tuple[str, int], tuple[float, float, float]]:
+    """One image's (bpp, PSNR, SSIM) per pipeline and quality, on the protocol's crop and shave."""
+    from .color import luma
+    from .evaluation import protocol_sizes
+    from .metrics import psnr, shave, ssim
+
+    full = _read_reference(path)
+    (hr_w, hr_h), (lr_w, lr_h) = protocol_sizes(full.width, full.height, scale)
+    hr = Picture(np.ascontiguousarray(full.pixels[:hr_h, :hr_w]))
+    border = math.ceil(scale)
+    reference = shave(luma(hr.pixels), border)
+    down_request, up_request = ResizeRequest("down", (lr_w, lr_h), scale), ResizeRequest("up", (hr_w, hr_h), scale)
+    methods = (pair, (BICUBIC, baseline))
+    # The learned thumbnail carries its pairing metadata, as 'resizer encode' stores it.
+    thumbs = {name: method.resize(hr, down_request, options) for name, method in methods}
+    prepared = prepare(hr, searched, options) if searched is not None else None
+    rows = {}
+    for quality in qualities:
+        decoded, size = _codec_round_trip(hr, fmt, quality)
+        outputs = {PLAIN: (decoded, size)}
+        for name, method in methods:
+            small, size = _codec_round_trip(thumbs[name], fmt, quality)
+            outputs[name] = (method.resize(small, up_request, options), size)
+        if prepared is not None:
+            try:
+                choice = choose(hr, prepared, dataclasses.replace(target, max_bytes=outputs[PLAIN][1]), run=options,
+                                name=path.name)
+                outputs[RATE] = (decoded_result(choice.data, options), len(choice.data))
+            except ResizerError:
+                pass  # the plain file is smaller than any file with resizer's metadata (tiny images, XMP)
+        for name, (picture, size) in outputs.items():
+            result = shave(luma(picture.pixels), border)
+            rows[(name, quality)] = (8.0 * size / (hr_w * hr_h), psnr(reference, result), ssim(reference, result))
+    return rows

@@ -9,6 +9,11 @@ A paired downscaler (CAR, DSN) writes these keys into the thumbnail's metadata
 - ``resizer:scale``    the integer factor
 - ``resizer:original_size``  ``WIDTHxHEIGHT`` of the image before downscaling
 
+``resizer encode`` also records the pipeline it chose (:data:`ENCODE_KEYS`, read back by
+:func:`encoded_pipeline`): ``resizer:pipeline`` is ``codec`` for the codec alone at full size
+(``decode`` then keeps the decoded pixels) or ``<method>-x<scale>`` for a learned pair (which the
+keys above restore). The quality is in the codec's own headers; no byte more is spent on it.
+
 ``resizer up`` without ``--method`` reads them (:func:`read_pairing`) and restores the
 original size with the paired upscaler. This is the one pairing mechanism: every paired
 family uses it, and codecs (``resizer encode``) carry the same keys.
@@ -23,9 +28,12 @@ from dataclasses import dataclass
 from .errors import ResizerError
 from .geometry import downscaled_size
 
-__all__ = ["Pairing", "read_pairing", "PAIRING_KEYS"]
+__all__ = ["Pairing", "read_pairing", "PAIRING_KEYS", "ENCODE_KEYS", "CODEC_ONLY", "encoded_pipeline"]
 
 PAIRING_KEYS = ("resizer:method", "resizer:model", "resizer:version", "resizer:scale", "resizer:original_size")
+PIPELINE_KEY = "resizer:pipeline"
+ENCODE_KEYS = (PIPELINE_KEY,)
+CODEC_ONLY = "codec"  # the pipeline of a file coded at full size, whose decode is the decoded file itself
 _SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
 # A family (a ``--method`` name) and a model: a manifest entry's name, or the file name of the
 # ``--weights`` it was made with. Never a path: no separators, no leading dot, printable, short.
@@ -90,3 +98,9 @@ def read_pairing(text: dict[str, str], name: str | None = None) -> Pairing | Non
         raise ResizerError(f"{where}resizer pairing metadata is incomplete or malformed "
                            f"(method {method!r}); give --method and --scale explicitly") from None
     return Pairing(method, model, text.get("resizer:version", ""), scale, size)
+
+
+def encoded_pipeline(text: dict[str, str]) -> str | None:
+    """The pipeline ``resizer encode`` recorded in ``text`` (``codec``, ``dsn-x2``, ...), or ``None``."""
+    value = text.get(PIPELINE_KEY, "").strip().lower()
+    return value if value and _METHOD.fullmatch(value) else None

@@ -39,9 +39,10 @@ from .files import remove_stale_temporaries
 from .shrink_on_load import shrink_hint, source_size, with_step_reduction
 from .geometry import SizeSpec
 from .image_io import (DEFAULT_MAX_PIXELS, WRITE_FORMATS, EncodeOptions, Picture, encode_picture, load_picture,
-                       output_format, save_picture, source_output_format, writable_format_for)
+                       output_format, save_encoded, save_picture, source_output_format, writable_format_for)
 from .methods import Direction, ResizeRequest, RunOptions, check_linear_light, get_method
 from .output_policy import apply_output_policy
+from .rate_encode import RateTarget, encode_to_budget
 from .resizing import DEFAULT_METHOD, resize_planned
 
 STDIO = "-"
@@ -75,6 +76,7 @@ class FileResult:
     device: str | None = None  # where the method ran and in which precision (learned methods: after ``auto``)
     precision: str | None = None
     detail: str | None = field(default=None, repr=False)  # the traceback of an unexpected exception (--debug)
+    encoded: dict | None = None  # a rate-targeted encode's choice (:meth:`resizer.rate_encode.RateChoice.to_json`)
 
     def to_json(self) -> dict:
         record = {
@@ -90,6 +92,8 @@ class FileResult:
             record["resized"] = self.resized
         if self.device is not None:
             record["device"], record["precision"] = self.device, self.precision
+        if self.encoded is not None:
+            record.update(self.encoded)
         if self.error is not None:
             record["error"] = self.error
         if self.warnings:
@@ -121,6 +125,7 @@ class BatchSettings:
     strip_gps: bool = True  # outputs carry no GPS location (EXIF, XMP)
     encode: EncodeOptions | None = None  # progressive JPEG, chroma subsampling, lossless WebP
     shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
+    rate: RateTarget | None = None  # ``encode --max-bytes/--bpp``: search pipeline and quality (:mod:`resizer.rate_encode`)
 
 
 # --------------------------------------------------------------------------- planning
@@ -436,6 +441,9 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
         source = _read_source(job, stdin)
         picture = load_picture(source, max_pixels=settings.max_pixels, name=job.display_input, shrink=hint)
         result.input_size = source_size(picture)
+        if settings.rate is not None:
+            _encode_to_budget(job, settings, picture, result, stdout)
+            return result
         animated = _animation_format(job, settings, picture, result)
         used: dict = {}
         resized, method, result.resized = resize_planned(picture, settings.direction, settings.size, settings.method,
@@ -476,6 +484,32 @@ def process_job(job: ResizeJob, settings: BatchSettings, stdin: bytes | None = N
     finally:
         result.seconds = time.perf_counter() - started
     return result
+
+
+def _encode_to_budget(job: ResizeJob, settings: BatchSettings, picture: Picture, result: FileResult, stdout) -> None:
+    """``encode --max-bytes/--bpp``: the output policy, the search, and the exact bytes it measured written."""
+    picture, notes = apply_output_policy(picture, srgb=settings.srgb, strip=settings.strip,
+                                         strip_gps=settings.strip_gps, label=job.display_input)
+    result.warnings.extend(notes)
+    if picture.metadata.frames > 1:
+        result.warnings.append(f"{job.display_input}: {picture.metadata.frames} frames, only the first is used")
+    choice = encode_to_budget(picture, settings.rate, run=settings.run, strip=settings.strip, options=settings.encode,
+                              name=job.display_input)
+    result.method = settings.rate.method if choice.scale > 1 else None
+    result.output_size, result.resized, result.encoded = choice.size, choice.scale > 1, choice.to_json()
+    if job.fields is not None:  # an -o template with {width}/{height}/{method}
+        job = dataclasses.replace(job, output=expand(job.output, {**job.fields, "width": choice.size[0],
+                                                                   "height": choice.size[1],
+                                                                   "method": result.method or "none"}))
+        result.output = job.output
+        if not _check_output(job, settings, result):
+            return
+    if job.output == STDIO:
+        (stdout or sys.stdout.buffer).write(choice.data)
+        (stdout or sys.stdout.buffer).flush()
+    else:
+        save_encoded(choice.data, job.output, overwrite=settings.overwrite)
+    result.status = "ok"
 
 
 def _lost_race(exc: ResizerError, job: ResizeJob) -> bool:

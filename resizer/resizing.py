@@ -17,12 +17,25 @@ from .framing import crop_picture
 from .geometry import SizePlan, SizeSpec, plan_size
 from .image_io import DEFAULT_MAX_PIXELS, Picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
-from .pairing import PAIRING_KEYS, read_pairing
+from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, encoded_pipeline, read_pairing
 from .shrink_on_load import forget_full_size, source_size
 
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
 # metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_picture``).
 DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
+
+
+class _AsDecoded(Method):
+    """``decode`` of a file ``encode`` coded at full size: the decoded pixels are the result (never registered)."""
+
+    name = "none"
+    directions = frozenset({"up"})
+
+    def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        return copy.copy(picture)
+
+
+AS_DECODED = _AsDecoded()
 
 
 def plan_resize(picture: Picture, direction: Direction, spec: SizeSpec, requested: str | None = None,
@@ -53,6 +66,9 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
             method = get_method(pairing.method)
             return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
+        if require_pairing and pairing is None and encoded_pipeline(picture.metadata.text) == CODEC_ONLY:
+            size = (picture.width, picture.height)
+            return AS_DECODED, ResizeRequest("up", size, 1.0), SizePlan(size, 1.0, keep=True)
         if require_pairing:
             reason = "no resizer pairing metadata" if pairing is None else (
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
@@ -115,11 +131,16 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
 def _without_stale_pairing(resized: Picture, source: Picture) -> Picture:
     """Drop pairing keys the output only inherited: a restored or re-resized image is no paired thumbnail.
 
-    A paired downscale writes fresh keys (another original size), which are kept.
+    A paired downscale writes fresh keys (another original size), which are kept. The keys
+    ``encode`` records its choice in (``ENCODE_KEYS``) are dropped whenever inherited.
     """
-    inherited = {k: source.metadata.text.get(k) for k in PAIRING_KEYS}
-    if all(v is None for v in inherited.values()) or {k: resized.metadata.text.get(k) for k in PAIRING_KEYS} != inherited:
+    before, after = source.metadata.text, resized.metadata.text
+    stale = [k for k in ENCODE_KEYS if k in before and after.get(k) == before[k]]
+    inherited = {k: before.get(k) for k in PAIRING_KEYS}
+    if any(v is not None for v in inherited.values()) and {k: after.get(k) for k in PAIRING_KEYS} == inherited:
+        stale += PAIRING_KEYS
+    if not stale:
         return resized
-    text = {k: v for k, v in resized.metadata.text.items() if k not in PAIRING_KEYS}
+    text = {k: v for k, v in after.items() if k not in stale}
     resized.metadata = dataclasses.replace(resized.metadata, text=text)  # a fresh Metadata: the source keeps its own
     return resized

@@ -168,7 +168,8 @@ def test_rate_distortion_points(use_dsn: Path, tmp_path: Path) -> None:
                 "--json").output.splitlines()
     summaries = [json.loads(line) for line in lines if json.loads(line).get("summary")]
     assert {(s["pipeline"], s["reference"]) for s in summaries} == {("bicubic", "plain"), ("dsn", "plain"),
-                                                                    ("dsn", "bicubic")}
+                                                                    ("dsn", "bicubic"), ("rate", "plain"),
+                                                                    ("rate", "bicubic")}
     assert all(s["max_bpp"] == 2 for s in summaries)
     assert run("eval", str(bench), "--scale", "2", "--max-bpp", "1").exit_code == 2
 

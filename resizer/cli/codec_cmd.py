@@ -13,7 +13,13 @@ from .resize_cmd import (FormatOpt, InputsArg, JobsOpt, MaxOutputPixelsOpt, MaxP
                          QualityOpt, SkipOpt, StripOpt, execute_batch)
 
 CodecOpt = Annotated[str, typer.Option("--codec", "-c", help="jpeg, webp, avif or jpeg2000.")]
-EncodeScaleOpt = Annotated[float, typer.Option("--scale", "-s", help="Integer factor of the learned downscale (2, 3 or 4).")]
+EncodeScaleOpt = Annotated[Optional[float], typer.Option("--scale", "-s", show_default=False,
+                                                          help="Integer factor of the learned downscale (2, 3 or 4; default 2).")]
+MaxBytesOpt = Annotated[Optional[int], typer.Option("--max-bytes", show_default=False, metavar="N",
+                                                    help="Byte budget per file: search the pipeline (codec alone, pair x2, x3, x4) "
+                                                         "and quality for the best decoded PSNR that fits.")]
+BppOpt = Annotated[Optional[float], typer.Option("--bpp", show_default=False, metavar="B",
+                                                 help="Budget in bits per pixel of the original (like --max-bytes).")]
 PairOpt = Annotated[str, typer.Option("--method", "-m", help="The learned down/up pair (dsn or car).")]
 
 
@@ -21,9 +27,11 @@ PairOpt = Annotated[str, typer.Option("--method", "-m", help="The learned down/u
 def encode_command(
     inputs: InputsArg,
     output: OutputOpt = None,
-    scale: EncodeScaleOpt = 2.0,
+    scale: EncodeScaleOpt = None,
     codec: CodecOpt = "jpeg",
     quality: QualityOpt = None,
+    max_bytes: MaxBytesOpt = None,
+    bpp: BppOpt = None,
     method: PairOpt = "dsn",
     overwrite: OverwriteOpt = False,
     skip_existing: SkipOpt = False,
@@ -39,11 +47,15 @@ def encode_command(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Shrink with a learned downscaler, then compress with an image codec; 'resizer decode' restores the size."""
+    """Shrink with a learned downscaler, then compress with an image codec; 'resizer decode' restores the size.
+
+    With --max-bytes or --bpp each file gets the pipeline (codec alone, or the pair at x2, x3, x4)
+    and quality that decode best within the budget.
+    """
     from ..codec import encode_settings
 
     execute_batch(lambda: encode_settings(
-        scale, codec, quality, method=method, output=output, overwrite=overwrite, skip_existing=skip_existing,
+        scale, codec, quality, method=method, max_bytes=max_bytes, bpp=bpp, output=output, overwrite=overwrite, skip_existing=skip_existing,
         strip=strip, max_pixels=max_pixels, jobs=jobs,
         run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
     ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)

@@ -142,7 +142,8 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
         qualities = [int(q) for q in quality.split(",")]
     except ValueError:
         fail_usage(f"invalid --quality '{quality}': give comma-separated integers such as 20,40,60")
-    points = run_api(lambda: rate_distortion(datasets, scales[0], codec, qualities, pair, options), debug=debug)
+    points = run_api(lambda: rate_distortion(datasets, scales[0], codec, qualities, pair, options,
+                                             rate_targeted=True), debug=debug)
     summaries = summarize(points, max_bpp)
     if as_json:
         for record in [*points, *summaries]:
@@ -155,8 +156,7 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
     for name in ("dataset", "pipeline", "codec", "quality", "bpp", "PSNR", "SSIM", "gain"):
         table.add_column(name, justify="left" if name in ("dataset", "pipeline", "codec") else "right", no_wrap=True)
     for p in points:
-        label = "codec only" if p.pipeline == "plain" else f"{p.pipeline} x{p.scale:g} + codec"
-        table.add_row(p.dataset, label, p.codec, str(p.quality), f"{p.bpp:.3f}", f"{p.psnr:.2f}", f"{p.ssim:.4f}",
+        table.add_row(p.dataset, _pipeline_label(p.pipeline, p.scale, pair), p.codec, str(p.quality), f"{p.bpp:.3f}", f"{p.psnr:.2f}", f"{p.ssim:.4f}",
                       "" if p.gain is None else f"{p.gain:+.2f}")
     console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     if not console.is_terminal:
@@ -172,8 +172,17 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
         return "-" if value is None else text.format(value)
 
     for r in summaries:
-        against = "codec only" if r.reference == "plain" else f"{r.reference} x{r.scale:g} + codec"
-        summary.add_row(r.dataset, f"{r.pipeline} x{r.scale:g} + codec", against, str(r.points),
+        summary.add_row(r.dataset, _pipeline_label(r.pipeline, r.scale, pair), _pipeline_label(r.reference, r.scale, pair),
+                        str(r.points),
                         cell(r.bd_psnr, "{:+.2f} dB"), cell(r.bd_rate, "{:+.1f} %"), cell(r.min_gain, "{:+.2f}"))
     console.print()
     console.print(summary)
+
+
+def _pipeline_label(pipeline: str, scale: float, pair: str) -> str:
+    """How the tables name a pipeline: the codec alone, a resampler around it, or the rate-targeted encode."""
+    if pipeline == "plain":
+        return "codec only"
+    if pipeline == "rate":
+        return f"rate-targeted (codec or {pair} x2-x4)"
+    return f"{pipeline} x{scale:g} + codec"

@@ -25,11 +25,11 @@ from .formats import (
 )
 from .metadata import RESIZER_XMP_NS
 from .picture import Metadata, Picture, picture_from_pil, picture_to_pil, to_8bit
-from .write import AVIF_QUALITY, JPEG_QUALITY, WEBP_QUALITY, EncodeOptions, encode_picture, save_picture
+from .write import AVIF_QUALITY, JPEG_QUALITY, WEBP_QUALITY, EncodeOptions, encode_picture, save_encoded, save_picture
 
 __all__ = [
     "AVIF_QUALITY", "DEFAULT_MAX_PIXELS", "DEFAULT_WRITE_FORMAT", "EncodeOptions", "IMAGE_SUFFIXES", "JPEG_QUALITY", "RESIZER_XMP_NS",
     "WEBP_QUALITY", "WRITE_FORMATS", "Metadata", "Picture", "encode_picture", "is_image_file", "is_image_path",
-    "load_picture", "output_format", "picture_from_pil", "picture_to_pil", "save_picture", "source_output_format", "to_8bit",
+    "load_picture", "output_format", "picture_from_pil", "picture_to_pil", "save_encoded", "save_picture", "source_output_format", "to_8bit",
     "writable_format_for",
 ]

@@ -2,7 +2,9 @@
 
 ``Metadata.text`` holds the ``resizer:<name>`` keys resizer writes itself (pairing data of
 learned down/up methods). They go to PNG text chunks, and to JPEG/WebP/AVIF/TIFF/JPEG 2000
-as a compact XMP block in the ``resizer`` namespace; both are read back. ``strip=True``
+as a compact XMP block in the ``resizer`` namespace; both are read back. A JPEG may carry them
+in a comment segment instead (``resizer:key=value`` lines, :func:`text_comment`: some 25 bytes
+where XMP takes 250, which ``resizer encode --max-bytes`` spends on the image). ``strip=True``
 drops ICC, EXIF, DPI, XMP and foreign PNG text but keeps resizer's own ``text``.
 """
 
@@ -38,6 +40,8 @@ def read_metadata(image: Image.Image, icc: bytes | None, orientation: int, sourc
         if orientation != 1:
             xmp = reset_xmp_orientation(xmp)
         metadata.xmp, metadata.text = split_xmp(xmp)
+    if source_format == "JPEG" and not metadata.text:
+        metadata.text = read_text_comment(info.get("comment"))
     if source_format == "PNG":
         for key, value in (getattr(image, "text", None) or {}).items():
             if key.startswith("resizer:"):
@@ -131,6 +135,28 @@ def xmp_with_text(xmp: bytes | None, text: dict[str, str]) -> bytes | None:
         return xmp[:at] + block + xmp[at:]
     return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             + block + b'</rdf:RDF></x:xmpmeta>')
+
+
+def text_comment(text: dict[str, str]) -> bytes | None:
+    """resizer's keys as a JPEG comment (``resizer:key=value`` lines); None if a value cannot be written so."""
+    check_text(text)
+    if not text or any("\n" in v or "\r" in v for v in text.values()):
+        return None
+    return "\n".join(f"{k}={v}" for k, v in text.items()).encode("utf-8")
+
+
+def read_text_comment(comment: bytes | str | None) -> dict[str, str]:
+    """The keys of a :func:`text_comment` (any other comment gives none)."""
+    raw = comment.encode("utf-8", "replace") if isinstance(comment, str) else bytes(comment or b"")
+    if not raw.startswith(b"resizer:"):
+        return {}
+    text = {}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or not _TEXT_KEY.match(key):
+            return {}  # not resizer's: read nothing rather than half
+        text[key] = value
+    return text
 
 
 def _attribute(value: str) -> str:

@@ -15,7 +15,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -24,7 +24,7 @@ from ..errors import ImageWriteError
 from ..files import atomic_path
 from .formats import output_format
 from .heif import HEIF_EXTRA_HINT, HEIF_QUALITY, heif_available
-from .metadata import check_text, xmp_with_text
+from .metadata import check_text, text_comment, xmp_with_text
 from .orientation import ORIENTATION_TAG
 from .picture import Metadata, Picture, array_to_pil, picture_to_pil, to_8bit
 
@@ -35,6 +35,7 @@ class EncodeOptions:
     progressive: bool = False  # JPEG: progressive scans (a blurry whole first, on slow links)
     subsampling: str | None = None  # JPEG chroma: "4:4:4", "4:2:2" or "4:2:0" (None: libjpeg's 4:2:0)
     lossless: bool = False  # WebP: lossless (``quality`` is then the compression effort)
+    compact_text: bool = False  # JPEG without other XMP: resizer's keys in a comment, not XMP (``encode --max-bytes``)
 
 
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
@@ -55,6 +56,16 @@ def save_picture(picture: Picture, path: str | Path, *, format: str | None = Non
     """
     path = Path(path)
     fmt = output_format(path, format)
+    _save_atomically(path, overwrite, lambda handle: _encode_into(picture, fmt, handle, quality=quality, strip=strip,
+                                                                  label=str(path), options=options))
+
+
+def save_encoded(data: bytes, path: str | Path, *, overwrite: bool = False) -> None:
+    """Write an already encoded file (``encode_picture``'s bytes, exactly) with :func:`save_picture`'s rules."""
+    _save_atomically(Path(path), overwrite, lambda handle: handle.write(data))
+
+
+def _save_atomically(path: Path, overwrite: bool, write: Callable[[IO[bytes]], Any]) -> None:
     if path.is_dir():
         raise ImageWriteError(f"{path}: is a directory")
     if (path.exists() or path.is_symlink()) and not overwrite:
@@ -69,7 +80,7 @@ def save_picture(picture: Picture, path: str | Path, *, format: str | None = Non
         with atomic_path(path, suffix=".part", replace=overwrite) as temp:
             temp_made = True
             with open(temp, "wb") as handle:
-                _encode_into(picture, fmt, handle, quality=quality, strip=strip, label=str(path), options=options)
+                write(handle)
     except OSError as exc:
         where = "write" if temp_made else f"write into {folder}"
         raise ImageWriteError(f"{path}: cannot {where} ({exc.strerror or exc})") from None
@@ -92,6 +103,11 @@ def _encode_into(picture: Picture, fmt: str, handle: IO[bytes], *, quality: int 
         raise ImageWriteError(f"{label}: quality must be 1..100, not {quality}")
     params = _save_params(meta, fmt, quality, strip)
     params.update(_option_params(fmt, options))
+    if fmt == "JPEG" and options is not None and options.compact_text and (strip or not meta.xmp):
+        comment = text_comment(meta.text)
+        if comment is not None:
+            params.pop("xmp", None)
+            params["comment"] = comment
     try:
         if picture.bit_depth == 16 and picture.channels > 1 and fmt == "PNG":
             _write_png16(picture.pixels, handle, params)
