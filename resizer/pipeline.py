@@ -573,7 +573,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(signum, previous)
 
 
-def _remove_stale_temporaries(jobs: list[ResizeJob]) -> None:
+def remove_batch_temporaries(jobs: list[ResizeJob]) -> None:
     """Remove the ``.part`` files that killed runs (SIGKILL, power loss) left where this batch writes."""
     folders = {Path(job.output).parent for job in jobs if job.output != STDIO and not storage.is_url(job.output)}
     for folder in folders:
@@ -582,13 +582,16 @@ def _remove_stale_temporaries(jobs: list[ResizeJob]) -> None:
 
 
 def run_batch(inputs: Sequence[str], settings: BatchSettings,
-              on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+              on_result: Callable[[FileResult], None] | None = None, executor=None) -> list[FileResult]:
     """Plan and process every input; returns results in input order.
 
     ``on_result`` is called as each input finishes (progress bars, JSON lines). SIGTERM
     and SIGHUP stop the batch like Ctrl-C (``Terminated``, a ``KeyboardInterrupt``).
+    Planning stays here; ``executor`` runs the jobs: None in this process (threads where the method
+    allows), or a context manager for the batch whose ``run(jobs, settings)`` yields one
+    :func:`process_job` result per job in job order (:class:`resizer.distributed.RayExecutor`).
     """
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), executor or contextlib.nullcontext():
         settings.size.check_direction(settings.direction)
         jobs, planning_errors = plan_jobs(inputs, settings)
         if jobs:
@@ -604,8 +607,8 @@ def run_batch(inputs: Sequence[str], settings: BatchSettings,
             check_linear_light(method, settings.run)
             if settings.size.scale is not None:
                 method.validate(ResizeRequest(settings.direction, (1, 1), settings.size.scale), settings.run)
-            _remove_stale_temporaries(jobs)
-        for result in _process_all(jobs, settings):
+            remove_batch_temporaries(jobs)
+        for result in (executor.run if executor is not None else _process_all)(jobs, settings):
             results.append(result)
             if on_result:
                 on_result(result)

@@ -263,6 +263,7 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (the fastes
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+RayOpt = Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the files on a Ray cluster: HOST:PORT of its head, 'auto' (RAY_ADDRESS, else the cluster 'ray start' runs here) or 'local' (a private one for this run). Needs 'resizer[ray]'.", show_default=False)]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Weights: a model file (.safetensors, or a community .pth/.ckpt), a 'resizer train' run folder, or hf://OWNER/REPO/FILE.safetensors[@REVISION]; the method follows from the file.")]
 
 

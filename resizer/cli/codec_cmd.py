@@ -8,7 +8,7 @@ import typer
 
 from ..image_io import DEFAULT_MAX_PIXELS
 from ..methods import RunOptions
-from .app import DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, TileOpt, WeightsOpt, app
+from .app import DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, RayOpt, TileOpt, WeightsOpt, app
 from .resize_cmd import (FormatOpt, InputsArg, JobsOpt, MaxOutputPixelsOpt, MaxPixelsOpt, OutputOpt, OverwriteOpt,
                          QualityOpt, SkipOpt, StripOpt, execute_batch)
 
@@ -42,6 +42,7 @@ def encode_command(
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
+    ray: RayOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -57,7 +58,7 @@ def encode_command(
         scale, codec, quality, method=method, max_bytes=max_bytes, bpp=bpp, output=output, overwrite=overwrite, skip_existing=skip_existing,
         strip=strip, max_pixels=max_pixels, jobs=jobs,
         run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
-    ), inputs, as_json=as_json, quiet=quiet, debug=debug)
+    ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
 
 @app.command("decode")
@@ -76,6 +77,7 @@ def decode_command(
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
+    ray: RayOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -87,4 +89,4 @@ def decode_command(
         fmt, output=output, quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip,
         max_pixels=max_pixels, max_output_pixels=max_output_pixels, jobs=jobs,
         run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
-    ), inputs, as_json=as_json, quiet=quiet, debug=debug)
+    ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)

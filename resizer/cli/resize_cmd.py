@@ -28,6 +28,7 @@ from .app import (
     JsonOpt,
     PrecisionOpt,
     QuietOpt,
+    RayOpt,
     TileOpt,
     WeightsOpt,
     app,
@@ -140,7 +141,7 @@ def check_size_options(direction: str, scale: float | None, width: int | None, h
 
 def _run(direction: str, inputs: list[str], *, scale, width, height, box, batch, method, output, fmt, quality, overwrite,
          skip_existing, strip, max_pixels, max_output_pixels, jobs, device, tile, precision, weights, linear, as_json,
-         quiet, debug) -> None:
+         quiet, debug, ray=None) -> None:
     def settings() -> BatchSettings:
         made = BatchSettings(
             direction=direction,  # type: ignore[arg-type]
@@ -154,14 +155,25 @@ def _run(direction: str, inputs: list[str], *, scale, width, height, box, batch,
             raise UsageError("give one of --scale, --width, --height, --fit or --fill")
         return made
 
-    execute_batch(settings, inputs, as_json=as_json, quiet=quiet, debug=debug)
+    execute_batch(settings, inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
 
-def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: bool, debug: bool) -> None:
+def batch_executor(ray: str | None, settings: BatchSettings):
+    """The executor for ``--ray ADDRESS`` (imported only then: Ray is an optional extra), else None (local)."""
+    if ray is None:
+        return None
+    from ..distributed import RayExecutor
+
+    return RayExecutor(ray, num_cpus=settings.jobs)
+
+
+def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: bool, debug: bool,
+                  ray: str | None = None) -> None:
     """Build the settings, run the batch with its reporting, and exit with the batch's status.
 
     ``make_settings()`` runs inside the error handling, so a bad option is a one-line
-    usage error like any other. Shared by ``down``/``up`` and ``encode``/``decode``.
+    usage error like any other. Shared by ``down``/``up`` and ``encode``/``decode``;
+    ``ray`` is ``--ray``'s address (:mod:`resizer.distributed`).
     """
     started = time.perf_counter()
     try:
@@ -172,11 +184,12 @@ def execute_batch(make_settings, inputs: list[str], *, as_json: bool, quiet: boo
             settings = tiles.attach(settings) if tiles else settings
             report = tiles.wrap(_report(as_json, quiet)) if tiles else _report(as_json, quiet)
             show_progress = tiles is not None and (len(inputs) > 1 or _has_folder(inputs))
+            executor = batch_executor(ray, settings)
             try:
                 if show_progress:
-                    results = _run_with_progress(inputs, settings, report, console, tiles)
+                    results = _run_with_progress(inputs, settings, report, console, tiles, executor)
                 else:
-                    results = run_batch(inputs, settings, on_result=report)
+                    results = run_batch(inputs, settings, on_result=report, executor=executor)
             finally:
                 if tiles:
                     tiles.close()
@@ -211,7 +224,7 @@ def _has_folder(inputs: list[str]) -> bool:
     return any(i.endswith("/") if is_url(i) else i != "-" and Path(i).is_dir() for i in inputs)
 
 
-def _run_with_progress(inputs, settings, report, console, tiles: TileProgress):
+def _run_with_progress(inputs, settings, report, console, tiles: TileProgress, executor=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..pipeline import plan_jobs
@@ -226,7 +239,7 @@ def _run_with_progress(inputs, settings, report, console, tiles: TileProgress):
             report(result)
             progress.advance(task)
 
-        return run_batch(inputs, settings, on_result=on_result)
+        return run_batch(inputs, settings, on_result=on_result, executor=executor)
 
 
 # ``down``-only options stay accepted by ``up`` (which refuses them with a reason) but out of its help.
@@ -273,6 +286,7 @@ def _make_command(direction: str, help_text: str):
         tile: TileOpt = None,
         precision: PrecisionOpt = "auto",
         weights: WeightsOpt = None,
+        ray: RayOpt = None,
         as_json: JsonOpt = False,
         quiet: QuietOpt = False,
         debug: DebugOpt = False,
@@ -284,7 +298,7 @@ def _make_command(direction: str, help_text: str):
         _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
-             weights=weights, linear=linear, as_json=as_json, quiet=quiet, debug=debug)
+             weights=weights, linear=linear, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
     command.__doc__ = help_text
     # typer reads the annotations: give each direction its own --scale help, and hide down's options from up
