@@ -105,6 +105,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 CROP_FOR_FACTOR = {4: None, 8: 384, 16: 192}  # centre crops keep the enlarged photos near 10 MP
 
 
+def _original(path: Path, crop: int | None) -> Image.Image:
+    """A benchmark image in RGB, centre-cropped to at most ``crop`` x ``crop`` when given."""
+    with Image.open(path) as im:
+        original = im.convert("RGB")
+    if crop is None:
+        return original
+    left, top = max(0, (original.width - crop) // 2), max(0, (original.height - crop) // 2)
+    return original.crop((left, top, left + min(crop, original.width), top + min(crop, original.height)))
+
+
 def quality(datasets: Path, work: Path) -> None:
     """Shrink-on-load against the exact path, with the original as the truth.
 
@@ -123,11 +133,7 @@ def quality(datasets: Path, work: Path) -> None:
     for factor, crop in CROP_FOR_FACTOR.items():
         exact_scores, drops, between, drafted = [], [], [], 0
         for path in images:
-            with Image.open(path) as im:
-                original = im.convert("RGB")
-            if crop is not None:
-                left, top = max(0, (original.width - crop) // 2), max(0, (original.height - crop) // 2)
-                original = original.crop((left, top, left + min(crop, original.width), top + min(crop, original.height)))
+            original = _original(path, crop)
             big = work / f"{path.stem}_x{factor}.jpg"
             original.resize((original.width * factor, original.height * factor), Image.Resampling.LANCZOS).save(big, quality=92)
             spec = SizeSpec(scale=float(factor))
@@ -157,11 +163,7 @@ def step_quality(datasets: Path) -> None:
     for factor, crop in CROP_FOR_FACTOR.items():
         drops, speedups = [], []
         for path in images:
-            with Image.open(path) as im:
-                original = im.convert("RGB")
-            if crop is not None:
-                left, top = max(0, (original.width - crop) // 2), max(0, (original.height - crop) // 2)
-                original = original.crop((left, top, left + min(crop, original.width), top + min(crop, original.height)))
+            original = _original(path, crop)
             big = picture_from_pil(original.resize((original.width * factor, original.height * factor),
                                                    Image.Resampling.LANCZOS))
             seconds, outputs = [], []

@@ -1,7 +1,8 @@
 """Layers several model families share, so no model module imports another's private helpers.
 
 CAR, ASDN and DAIR build their bodies from the same EDSR-style residual block and start
-their output layers the same way (:func:`shrink_`); DSN shares the latter. They live here
+their output layers the same way (:func:`shrink_`); DSN shares the latter; VDSR and dejpeg share a
+plain convolution stack (:func:`plain_conv_stack`). They live here
 once instead of in ``car.py``.
 """
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ResBlock", "shrink_"]
+__all__ = ["ResBlock", "plain_conv_stack", "shrink_"]
 
 
 class ResBlock(nn.Module):
@@ -45,3 +46,20 @@ def shrink_(conv: nn.Conv2d, factor: float) -> None:
     with torch.no_grad():
         conv.weight.mul_(factor)
         conv.bias.zero_()
+
+
+def plain_conv_stack(in_channels: int, out_channels: int, channels: int, depth: int) -> nn.Sequential:
+    """``depth`` 3x3 convolutions with ReLUs between them (VDSR's body), He-initialised, biases zero.
+
+    The layer indices (``0``, ``2``, ... ``2 * (depth - 1)``) are the weights files' keys.
+    """
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
+    for _ in range(depth - 2):
+        layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
+    layers.append(nn.Conv2d(channels, out_channels, 3, padding=1))
+    body = nn.Sequential(*layers)
+    for module in body:
+        if isinstance(module, nn.Conv2d):  # He initialisation, as in the VDSR paper
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return body

@@ -12,11 +12,10 @@ quality; ``resizer.jpeg_quality`` estimates the quality to decide whether to run
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from .base import ResamplingModel, in_fp32
-from .blocks import shrink_
+from .blocks import plain_conv_stack, shrink_
 from .registry import ModelFamily, register_architecture, register_family
 
 SUMMARY = "DeJPEG: 10-layer luma residual CNN at half resolution removing JPEG artefacts (scale 1)"
@@ -33,15 +32,7 @@ class DeJPEG(ResamplingModel):
         super().__init__()
         if depth < 2:
             raise ValueError("DeJPEG needs at least 2 layers")
-        layers: list[nn.Module] = [nn.Conv2d(4, channels, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(channels, 4, 3, padding=1))
-        self.body = nn.Sequential(*layers)
-        for module in self.body:
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+        self.body = plain_conv_stack(4, 4, channels, depth)
         shrink_(self.body[-1], 0.1)  # start near the identity: the decoded file
         self.halo = 2 * depth + 2  # receptive radius: depth half-resolution pixels, plus the fold
 

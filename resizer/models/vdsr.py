@@ -9,9 +9,9 @@ factors have trained weights is the manifest's business.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .base import BicubicRefiner, in_fp32, refiner_halo
+from .blocks import plain_conv_stack
 from .registry import ModelFamily, register_architecture, register_family
 
 
@@ -27,15 +27,7 @@ class VDSR(BicubicRefiner):
         super().__init__()
         if depth < 2:
             raise ValueError("VDSR needs at least 2 layers")
-        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(channels, 1, 3, padding=1))
-        self.body = nn.Sequential(*layers)
-        for module in self.body:
-            if isinstance(module, nn.Conv2d):  # He initialisation, as in the paper
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+        self.body = plain_conv_stack(1, 1, channels, depth)
         self.radius = depth  # receptive field 2 * depth + 1
         self.halo = refiner_halo(self.radius)
 
