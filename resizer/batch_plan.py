@@ -107,7 +107,8 @@ class BatchSettings:
     encode: EncodeOptions | None = None  # progressive JPEG, chroma subsampling, lossless WebP
     shrink_on_load: bool = True  # big JPEG reductions decode at 1/2..1/8 (:mod:`resizer.shrink_on_load`)
     rate: RateTarget | None = None  # ``encode --max-bytes/--bpp``: search pipeline and quality (:mod:`resizer.rate_encode`)
-    restore: bool = False  # ``up``: JPEG inputs restored first (:mod:`resizer.restoration`); the CLI turns it on
+    # ``up``: JPEG inputs restored first (:mod:`resizer.restoration`); None: for learned methods only (the CLI's default)
+    restore: bool | None = False
 
 
 # --------------------------------------------------------------------------- planning

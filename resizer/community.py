@@ -34,6 +34,8 @@ SCALE_TOLERANCE = 1e-6
 class CommunityMethod(Method):
     """``--method community --weights FILE``: a model file of any architecture spandrel detects."""
 
+    learned = True
+
     name = "community"
     directions = frozenset({"up"})
     summary = "a community model file (--weights FILE.pth|.ckpt|.safetensors, via spandrel)"
@@ -82,6 +84,8 @@ class CommunityMethod(Method):
 
 class ImportedMethod(Method):
     """An imported model file as a method of its own name; the method that reads the file runs it."""
+
+    learned = True
 
     def __init__(self, model: "ImportedModel") -> None:
         self.model = model

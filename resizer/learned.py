@@ -66,6 +66,7 @@ class LearnedMethod(Method):
     """A family of trained networks (e.g. ``srcnn``) as a resizing method; its facts come from ``family``."""
 
     concurrent_files = False  # one image already uses every core
+    learned = True
 
     def default_jobs(self) -> int:
         """Two files at once: their decoding and encoding overlap the other's network run (``NETWORK_SLOT``)."""

@@ -69,6 +69,8 @@ class Method(ABC):
     animations: bool = False
     # True when ``RunOptions.linear_light`` is honoured (Pillow's filters); others refuse it
     linear_light: bool = False
+    # True for networks: ``up`` restores their JPEG inputs first by default (classical filters only when asked)
+    learned: bool = False
 
     def default_jobs(self) -> int:
         """Files at once when ``--jobs`` is not given: every core if ``concurrent_files``, else one."""

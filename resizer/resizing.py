@@ -116,11 +116,12 @@ def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, metho
 def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
-                   settings_used: dict | None = None, restore: bool = False) -> tuple[Picture, Method, bool]:
+                   settings_used: dict | None = None, restore: bool | None = False) -> tuple[Picture, Method, bool]:
     """:func:`resize_picture`, plus whether it was resampled (False: kept at its size, perhaps cropped).
 
     ``restore`` (``up``): a JPEG input is first restored by the learned restoration family
-    when :func:`resizer.restoration.plan_restoration` says so; ``settings_used["restore"]``
+    when :func:`resizer.restoration.plan_restoration` says so (``None``: for learned upscalers
+    only, so the classical filters stay Pillow alone unless asked); ``settings_used["restore"]``
     receives what was done (for the ``--json`` row), as it does when ``decode`` restores a plain JPEG.
     """
     if method is None and run is not None and run.weights:
@@ -140,7 +141,7 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
         chosen.validate(request, run)
         source = picture
         if direction == "up" and plan is not None:
-            picture = _restored_first(picture, restore, run, settings_used)
+            picture = _restored_first(picture, restore, chosen, run, settings_used)
         elif _is_restorer(chosen) and settings_used is not None:
             settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
                                         "reason": "plain jpeg, no pairing metadata"}
@@ -158,11 +159,17 @@ def _is_restorer(method: Method) -> bool:
     return bool(getattr(family, "restores", None))
 
 
-def _restored_first(picture: Picture, restore: bool, run: RunOptions | None, settings_used: dict | None) -> Picture:
-    """``picture``, restored first if it is a JPEG worth restoring (``restore``); the decision goes in ``settings_used``."""
+def _restored_first(picture: Picture, restore: bool | None, upscaler: Method, run: RunOptions | None,
+                    settings_used: dict | None) -> Picture:
+    """``picture``, restored first if it is a JPEG worth restoring; the decision goes in ``settings_used``.
+
+    ``restore`` None: only before a learned ``upscaler`` (a classical filter stays Pillow alone).
+    """
     from .restoration import plan_restoration, restore_picture
 
-    decision = plan_restoration(picture.metadata.source_format, picture.metadata.jpeg_quality, enabled=restore)
+    decision = plan_restoration(picture.metadata.source_format, picture.metadata.jpeg_quality, enabled=restore is not False)
+    if decision.method is not None and restore is None and not upscaler.learned:
+        decision = dataclasses.replace(decision, method=None, reason="classical method (--restore restores first)")
     if decision.method is not None:
         try:
             # the bundled restorer: a --weights file is the upscaler's

@@ -150,16 +150,26 @@ def test_up_of_a_png_is_never_restored(use_dejpeg: Path, tmp_path: Path) -> None
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
-def test_up_of_a_jpeg_restores_it_first_and_says_so(use_dejpeg: Path, tmp_path: Path) -> None:
+def test_up_of_a_jpeg_restores_it_first_and_says_so(tmp_path: Path, single_torch_thread) -> None:
+    """By default before a learned upscaler (asdn); a classical filter only with --restore (bundled weights)."""
     source = save_jpeg(tmp_path / "in.jpg", synthetic_photo(30, 36), 25)
-    restored = run("up", str(source), "--scale", "2", "--method", "lanczos", "-o", str(tmp_path / "a.png"), "--json")
-    plain = run("up", str(source), "--scale", "2", "--method", "lanczos", "-o", str(tmp_path / "b.png"), "--json",
-                "--no-restore")
+    restored = run("up", str(source), "--scale", "2", "-o", str(tmp_path / "a.png"), "--json")
+    plain = run("up", str(source), "--scale", "2", "-o", str(tmp_path / "b.png"), "--json", "--no-restore")
     assert restored.exit_code == 0 and plain.exit_code == 0, restored.output + plain.output
+    assert json.loads(restored.output)["method"] == "asdn"
     assert json.loads(restored.output)["restore"] == {"method": "dejpeg", "quality": 25, "reason": "jpeg artefacts"}
     assert json.loads(plain.output)["restore"]["reason"] == "disabled"
     a, b = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png"))
     assert a.shape == b.shape == (60, 72, 3) and not np.array_equal(a, b)
+
+    classical = run("up", str(source), "--scale", "2", "-m", "lanczos", "-o", str(tmp_path / "c.png"), "--json")
+    asked = run("up", str(source), "--scale", "2", "-m", "lanczos", "--restore", "-o", str(tmp_path / "d.png"), "--json")
+    assert json.loads(classical.output)["restore"] == {"method": None, "quality": 25,
+                                                       "reason": "classical method (--restore restores first)"}
+    assert json.loads(asked.output)["restore"]["method"] == "dejpeg"
+    c, d = (np.asarray(Image.open(tmp_path / name)) for name in ("c.png", "d.png"))
+    assert np.array_equal(c, np.asarray(Image.open(source).resize((72, 60), Image.Resampling.LANCZOS)))
+    assert not np.array_equal(c, d)
 
 
 def test_up_skips_high_quality_jpegs(use_dejpeg: Path, tmp_path: Path) -> None:

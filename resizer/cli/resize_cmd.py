@@ -60,7 +60,7 @@ FitOpt = Annotated[Optional[str], typer.Option("--fit", help="Largest size insid
 FillOpt = Annotated[Optional[str], typer.Option("--fill", help="Cover the box WxH, then crop to it (see --gravity).", show_default=False)]
 GravityOpt = Annotated[str, typer.Option("--gravity", help="Where --fill crops: centre, north, south, east, west, north-east, north-west, south-east, south-west, or attention (the most salient region).")]
 ShrinkOnLoadOpt = Annotated[bool, typer.Option("--shrink-on-load/--no-shrink-on-load", help="Large JPEG reductions decode at 1/2, 1/4 or 1/8 size in the DCT domain (faster, less memory; within 0.5 dB of the exact path).")]
-RestoreOpt = Annotated[bool, typer.Option("--restore/--no-restore", help="'up' of a JPEG: remove its compression artefacts first with the learned restorer (dejpeg), unless its estimated quality is above 70; lossless inputs are never restored.")]
+RestoreOpt = Annotated[Optional[bool], typer.Option("--restore/--no-restore", help="'up' of a JPEG: remove its compression artefacts first with the learned restorer (dejpeg), unless its estimated quality is above 70; lossless inputs are never restored. Default: with learned methods only (--restore for the classical filters too).", show_default=False)]
 OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --width/--height': inputs already smaller keep their size (still written in the output format).")]
 # colour and metadata of outputs (issue 17)
 SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded ICC profile to sRGB (perceptual) and tag the output sRGB (untagged with --strip).")]
@@ -248,7 +248,7 @@ _UP_HIDDEN = {
     "shrink_on_load": Annotated[bool, typer.Option("--shrink-on-load/--no-shrink-on-load", hidden=True)],
 }
 # ``up``-only options: accepted by ``down`` (where nothing is restored) but out of its help.
-_DOWN_HIDDEN = {"restore": Annotated[bool, typer.Option("--restore/--no-restore", hidden=True)]}
+_DOWN_HIDDEN = {"restore": Annotated[Optional[bool], typer.Option("--restore/--no-restore", hidden=True)]}
 
 
 def _make_command(direction: str, help_text: str):
@@ -269,7 +269,7 @@ def _make_command(direction: str, help_text: str):
         gravity: GravityOpt = "centre",
         only_shrink: OnlyShrinkOpt = False,
         shrink_on_load: ShrinkOnLoadOpt = True,
-        restore: RestoreOpt = True,
+        restore: RestoreOpt = None,
         srgb: SrgbOpt = False,
         strip_gps: StripGpsOpt = True,
         progressive: ProgressiveOpt = False,
@@ -294,7 +294,7 @@ def _make_command(direction: str, help_text: str):
         box = dict(fit=fit, fill=fill, gravity=gravity, only_shrink=only_shrink)
         selection = FolderSelection(tuple(include or ()), tuple(exclude or ()), hidden)
         selection = dict(selection=selection, shrink_on_load=shrink_on_load, srgb=srgb, strip_gps=strip_gps,
-                         encode=(progressive, subsampling, lossless), restore=restore and direction == "up")
+                         encode=(progressive, subsampling, lossless), restore=restore if direction == "up" else False)
         _run(direction, inputs, scale=scale, width=width, height=height, box=box, batch=selection, method=method, output=output, fmt=fmt,
              quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip, max_pixels=max_pixels,
              max_output_pixels=max_output_pixels, jobs=jobs, device=device, tile=tile, precision=precision,
