@@ -51,29 +51,45 @@ def test_pipelined_folder_equals_the_sequential_run(tmp_path: Path) -> None:
 
 
 def test_decoding_overlaps_the_network_run(tmp_path: Path, monkeypatch) -> None:
-    """While one file's network runs, the next file is being decoded (not after it)."""
+    """While one file's network runs, the next file is being decoded (not after it).
+
+    The k-th network run (a stand-in that sleeps) lasts until the (k+1)-th decode has begun,
+    or 5 s: pipelined, that decode happens meanwhile whatever the machine's load (a slow
+    write of the previous file only makes the run wait); run one file after another, it
+    can only begin afterwards, and the assertion fails.
+    """
+    count = 4
     events: list[tuple[str, float, float]] = []
-    lock = threading.Lock()
+    progress = threading.Condition()
+    started = {"decode": 0, "compute": 0}
     real_load, real_up = pipeline.load_picture, learned.upscale_picture
 
     def timed(kind, fn):
         def call(*args, **kwargs):
             start = time.monotonic()
+            with progress:
+                index = started[kind]
+                started[kind] += 1
+                progress.notify_all()
             try:
                 if kind == "compute":
-                    time.sleep(0.4)  # a network run long enough to overlap the next decode, even on a loaded machine
+                    time.sleep(0.2)
+                    if index + 1 < count:  # until the next file's decode has begun
+                        with progress:
+                            progress.wait_for(lambda: started["decode"] >= index + 2, timeout=5.0)
                 return fn(*args, **kwargs)
             finally:
-                with lock:
+                with progress:
                     events.append((kind, start, time.monotonic()))
         return call
 
     monkeypatch.setattr(pipeline, "load_picture", timed("decode", real_load))
     monkeypatch.setattr(learned, "upscale_picture", timed("compute", real_up))
-    _run(_folder(tmp_path, 4), tmp_path / "out")
+    _run(_folder(tmp_path, count), tmp_path / "out")
     computes = [(s, e) for k, s, e in events if k == "compute"]
     decodes = [(s, e) for k, s, e in events if k == "decode"]
     assert len(computes) == len(decodes) == 4
     assert all(a_end <= b_start + 1e-3 for (_, a_end), (b_start, _) in zip(sorted(computes), sorted(computes)[1:])), \
         "two network runs at once"
     assert any(cs < ds < ce for cs, ce in computes for ds, _ in decodes), "no decoding during a network run"
+
