@@ -88,7 +88,7 @@ class CodecAlone(Candidate):
     name = CODEC_ONLY
 
     def coded(self, picture: Picture, run: RunOptions) -> Picture:
-        return _recorded(copy.copy(picture), CODEC_ONLY)
+        return _recorded(_without_resizer_keys(picture), CODEC_ONLY)
 
 
 class PlainJpeg(Candidate):
@@ -97,10 +97,7 @@ class PlainJpeg(Candidate):
     name = "jpeg-restore"
 
     def coded(self, picture: Picture, run: RunOptions) -> Picture:
-        picture = copy.copy(picture)
-        text = {k: v for k, v in picture.metadata.text.items() if k not in ENCODE_KEYS + PAIRING_KEYS}
-        picture.metadata = dataclasses.replace(picture.metadata, text=text)
-        return picture
+        return _without_resizer_keys(picture)
 
 
 @dataclass
@@ -117,6 +114,17 @@ class LearnedPair(Candidate):
     def coded(self, picture: Picture, run: RunOptions) -> Picture:
         thumbnail = resize_planned(picture, "down", SizeSpec(scale=self.scale), self.method, run, False, None)[0]
         return _recorded(thumbnail, self.name)
+
+
+def _without_resizer_keys(picture: Picture) -> Picture:
+    """A copy of a full-size ``picture`` without pairing or encode keys it carried in (a thumbnail's, say):
+
+    kept, they would make ``decode`` take the file for a thumbnail resized since it was made.
+    """
+    picture = copy.copy(picture)
+    text = {k: v for k, v in picture.metadata.text.items() if k not in ENCODE_KEYS + PAIRING_KEYS}
+    picture.metadata = dataclasses.replace(picture.metadata, text=text)
+    return picture
 
 
 def _recorded(picture: Picture, pipeline: str) -> Picture:

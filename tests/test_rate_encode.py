@@ -255,3 +255,19 @@ def test_eval_codec_reports_the_rate_targeted_encode_and_its_bjontegaard_summary
     assert {("rate", "plain"), ("dsn", "plain"), ("rate", "bicubic")} <= summaries
     table = run("eval", str(bench), "--scale", "2", "--codec", "jpeg", "--quality", "20,80")
     assert table.exit_code == 0 and "rate-targeted (codec or dsn x2-x4)" in table.output
+
+
+def test_a_paired_thumbnail_coded_at_full_size_decodes_as_coded(tmp_path: Path, photo_rgb: np.ndarray,
+                                                                single_torch_thread) -> None:
+    """A CAR/DSN thumbnail's pairing keys are not carried into a full-size file (decode would refuse it)."""
+    src = tmp_path / "photo.png"
+    Image.fromarray(photo_rgb).save(src)
+    assert run("down", str(src), "--scale", "2", "-m", "dsn", "-o", str(tmp_path / "thumb.png")).exit_code == 0
+    assert read_pairing(load_picture(tmp_path / "thumb.png").metadata.text) is not None
+    result, record = encode(tmp_path / "thumb.png", tmp_path / "big.webp", "--codec", "webp", "--bpp", "8")
+    assert result.exit_code == 0, result.output
+    assert record["pipeline"] == "codec"
+    assert load_picture(tmp_path / "big.webp").metadata.text == {"resizer:pipeline": "codec"}
+    decoded = run("decode", str(tmp_path / "big.webp"), "-o", str(tmp_path / "back.png"), "--json")
+    assert decoded.exit_code == 0, decoded.output
+    assert json.loads(decoded.stdout)["method"] == "none"
