@@ -33,7 +33,7 @@ from .image_io import WRITE_FORMATS, Picture, encode_picture, load_picture, to_8
 from .methods import ResizeRequest, RunOptions, get_method
 from .geometry import SizeSpec
 from .pipeline import BatchSettings
-from .rate_encode import RateTarget, candidates, choose, decoded_result, prepare
+from .rate_encode import RateTarget, candidates, choose, decoded_result, for_codec, prepare
 
 __all__ = ["CODECS", "RatePoint", "RateSummary", "bjontegaard", "codec_format", "decode_settings", "encode_settings",
            "gain_at_equal_rate", "rate_distortion", "summarize"]
@@ -62,14 +62,16 @@ def encode_settings(scale: float | None = None, codec: str = DEFAULT_CODEC, qual
 
     With ``max_bytes`` or ``bpp`` (a budget per image) the pipeline and quality are searched
     instead (:mod:`resizer.rate_encode`); ``scale`` and ``quality`` then may not be given, and
-    outputs are tagged ``enc``.
+    outputs are tagged ``enc``. The pair runs for a codec (``RunOptions.use`` ``"encode"``): an
+    encode-only pair of the method serves it before one whose thumbnails are for viewing.
     """
+    batch["run"] = for_codec(batch.get("run") or RunOptions())
     if max_bytes is not None or bpp is not None:
         if scale is not None or quality is not None:
             raise UsageError("--max-bytes/--bpp choose the scale and quality per image: leave out --scale and --quality")
         target = RateTarget(max_bytes=max_bytes, bpp=bpp, codec=codec.strip().lower(), format=codec_format(codec),
                             method=method)
-        candidates(target, batch.get("run") or RunOptions())  # a wrong pair fails before any file is read
+        candidates(target, batch["run"])  # a wrong pair fails before any file is read
         return BatchSettings(direction="down", size=SizeSpec(), method=method, format=target.format, tag="enc",
                              rate=target, **batch)
     scale = 2.0 if scale is None else scale
@@ -241,6 +243,7 @@ def rate_distortion(datasets: Sequence[Path], scale: float, codec: str = DEFAULT
     from .evaluation import list_dataset
 
     fmt = codec_format(codec)
+    options = for_codec(options)  # the pair as 'resizer encode' runs it
     qualities = [int(q) for q in qualities]
     if not qualities or any(not 1 <= q <= 100 for q in qualities):
         raise UsageError("--quality takes values from 1 to 100")

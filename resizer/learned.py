@@ -23,7 +23,7 @@ import torch
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .devices import resolve_device
 from .engine import downscale_tensor, upscale_tensor
-from .errors import ModelError, UsageError
+from .errors import ModelError, ResizerError, UsageError
 from .geometry import anchor_to, fit_to_size, upscaled_size
 from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
@@ -92,26 +92,30 @@ class LearnedMethod(Method):
         check_precision(options.precision, resolve_device(options.device))
         if options.weights:
             return
-        from .weights import find_entry
+        from .weights import choose_entry
 
         try:
-            find_entry(self.name, request.scale, task=request.direction)
+            choose_entry(self.name, request.scale, task=request.direction, use=options.use,
+                         paired_with=request.paired_with)
         except ModelError as exc:
             raise ModelError(f"{exc}; train them with 'resizer train {self.name}' or pass --weights FILE") from None
 
-    def load_network(self, scale: float, options: RunOptions, task: str = "up") -> "LoadedModel":
+    def load_network(self, scale: float, options: RunOptions, task: str = "up",
+                     paired_with: str | None = None) -> "LoadedModel":
         """The network for ``scale`` (the manifest's file, or ``options.weights``) with its name and source.
 
-        Cached by the weights loader, so callers share the network and must not modify it.
+        The manifest entry is the one ``options.use`` may pick, or the partner of the downscaler
+        ``paired_with`` names. Cached by the weights loader: callers share the network and must not modify it.
         """
         from .weights import load
 
-        return load(self.name, scale, weights=options.weights, device=str(resolve_device(options.device)), task=task)
+        return load(self.name, scale, weights=options.weights, device=str(resolve_device(options.device)), task=task,
+                    use=options.use, paired_with=paired_with)
 
     def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str]:
         """``(device, precision)`` this request runs with: ``auto`` resolved from the weights' measurements."""
         device = resolve_device(options.device)
-        loaded = self.load_network(request.scale, options, request.direction)
+        loaded = self.load_network(request.scale, options, request.direction, request.paired_with)
         measured = loaded.entry.precision if loaded.entry is not None else None
         return str(device), choose_precision(options.precision, device, measured)
 
@@ -249,9 +253,25 @@ class PairedMethod(LearnedMethod):
         super().validate(request, options)
 
     def resize(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
+        request = self._paired_request(picture, request)
         self.validate(request, options)
         with NETWORK_SLOT:
             return self._resize_pair(picture, request, options)
+
+    def _paired_request(self, picture: Picture, request: ResizeRequest) -> ResizeRequest:
+        """``up`` of this family's own thumbnail at its scale restores with the pair that made it
+        (its ``resizer:model``), even when the caller did not read the pairing (``evaluate``)."""
+        from .pairing import read_pairing
+
+        if request.direction != "up" or request.paired_with is not None:
+            return request
+        try:
+            pairing = read_pairing(picture.metadata.text)
+        except ResizerError:
+            return request
+        if pairing is None or pairing.method != self.name or abs(pairing.scale - request.scale) > 1e-9:
+            return request
+        return dataclasses.replace(request, paired_with=pairing.model or None)
 
     def _resize_pair(self, picture: Picture, request: ResizeRequest, options: RunOptions) -> Picture:
         """``resize`` with the network slot held."""
@@ -260,7 +280,7 @@ class PairedMethod(LearnedMethod):
 
         device, precision = self.run_settings(request, options)
         scale = int(request.scale)
-        loaded = self.load_network(scale, options, request.direction)
+        loaded = self.load_network(scale, options, request.direction, request.paired_with)
         model = inference_model(loaded.model, torch.device(device))
         width, height = request.size
         if request.direction == "up":

@@ -33,12 +33,15 @@ class ResizeRequest:
     """What the user asked for: direction, exact output size and the scale factor (>= 1).
 
     ``scale`` is the factor the user gave (``--scale``) or the one implied by
-    ``--width``/``--height``; learned methods use it to pick their model.
+    ``--width``/``--height``; learned methods use it to pick their model. ``paired_with``
+    (``up`` of a paired thumbnail) is the downscaler its pairing metadata names
+    (``resizer:model``), whose own partner restores it.
     """
 
     direction: Direction
     size: tuple[int, int]  # (width, height) of the output
     scale: float
+    paired_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class RunOptions:
     linear_light: bool = False  # resample colour in linear light (``--linear``; the classical filters only)
     # Filters: reduce by whole blocks first, down to this many times the output size (Pillow's reducing_gap)
     reducing_gap: float | None = None
+    # Who the result is for: "view" (down/up, the API: a pair's thumbnails are seen, so encode-only
+    # pairs are refused) or "encode" (``resizer encode``: encode-only pairs first). See WeightsEntry.use.
+    use: str = "view"
     # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
     progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 

@@ -43,7 +43,7 @@ def _quality(entry: Any, datasets: dict[str, Path], scales: list[float], precisi
 
     family = get_family(entry.family)
     down = family.name if family.is_pair else "matlab-bicubic"
-    options = RunOptions(device=device, precision=precision)
+    options = RunOptions(device=device, precision=precision, use=entry.use)
     scores: dict[str, dict[str, float]] = {}
     for name, folder in datasets.items():
         for result in evaluate([folder], scales, down=down, up=family.name, options=options):
@@ -65,8 +65,9 @@ def _seconds(entry: Any, scale: float, precision: str, device: str, megapixels: 
         out_h, out_w = downscaled_size(height, width, int(scale))
     else:
         out_h, out_w = upscaled_size(height, width, scale)
-    request = ResizeRequest(entry.task, (out_w, out_h), scale)
-    options = RunOptions(device=device, precision=precision)
+    maker = entry.name if entry.task == "down" else next(iter(partner_entries(entry.name)), None)
+    request = ResizeRequest(entry.task, (out_w, out_h), scale, paired_with=maker)  # this very entry
+    options = RunOptions(device=device, precision=precision, use=entry.use)
     picture = Picture(pixels)
     best = math.inf
     for _ in range(3):  # the first run also warms kernels and caches; the best one counts
@@ -142,11 +143,15 @@ def record_measurement(name: str, results: dict[str, Any], device: str = "cpu") 
 
 
 def partner_entries(name: str) -> list[str]:
-    """The other half of a pair's entry (same family and scales, the other task); ``[]`` for single networks."""
+    """The other half of a pair's entry (same family and pair stem, the other task); ``[]`` for single networks.
+
+    Where no entry shares the stem, the other halves of the same scales and use.
+    """
     from .weights import get_entry, read_manifest
 
     entry = get_entry(name)
     if not _is_pair(entry):
         return []
-    return [e.name for e in read_manifest() if e.family == entry.family and e.task != entry.task
-            and sorted(e.scales) == sorted(entry.scales)]
+    others = [e for e in read_manifest() if e.family == entry.family and e.task != entry.task]
+    named = [e.name for e in others if e.pair_stem == entry.pair_stem]
+    return named or [e.name for e in others if sorted(e.scales) == sorted(entry.scales) and e.use == entry.use]

@@ -38,7 +38,7 @@ from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, PIPELINE_KEY
 from .resizing import resize_planned
 
 __all__ = ["RateTarget", "Candidate", "CodecAlone", "PlainJpeg", "LearnedPair", "RateChoice", "Prepared", "candidates",
-           "prepare", "choose", "encode_to_budget", "decoded_result", "highest_fitting_quality"]
+           "prepare", "choose", "encode_to_budget", "decoded_result", "for_codec", "highest_fitting_quality"]
 
 LOWEST_QUALITY, HIGHEST_QUALITY = 1, 100
 PAIR_SCALES = (2, 3, 4)
@@ -112,8 +112,14 @@ class LearnedPair(Candidate):
         return f"{self.method}-x{self.scale}"
 
     def coded(self, picture: Picture, run: RunOptions) -> Picture:
-        thumbnail = resize_planned(picture, "down", SizeSpec(scale=self.scale), self.method, run, False, None)[0]
+        thumbnail = resize_planned(picture, "down", SizeSpec(scale=self.scale), self.method, for_codec(run), False,
+                                   None)[0]
         return _recorded(thumbnail, self.name)
+
+
+def for_codec(run: RunOptions) -> RunOptions:
+    """``run`` for a thumbnail only the codec sees: a method's encode-only pair first (``WeightsEntry.use``)."""
+    return dataclasses.replace(run, use="encode")
 
 
 def _without_resizer_keys(picture: Picture) -> Picture:
@@ -145,6 +151,7 @@ def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
         raise UsageError("--weights goes with --scale: a byte budget searches the bundled pairs at x2, x3, x4")
     from .learned import PairedMethod
 
+    run = for_codec(run)
     method = get_method(target.method)
     if not isinstance(method, PairedMethod):
         raise UsageError(f"method '{target.method}' is not a learned down/up pair (dsn or car)")

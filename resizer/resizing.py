@@ -65,7 +65,8 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
                 and requested in (None, pairing.method)
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
             method = get_method(pairing.method)
-            return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
+            request = ResizeRequest("up", pairing.original_size, pairing.scale, paired_with=pairing.model or None)
+            return method, request, None
         if require_pairing and pairing is None and encoded_pipeline(picture.metadata.text) == CODEC_ONLY:
             size = (picture.width, picture.height)
             return AS_DECODED, ResizeRequest("up", size, 1.0), SizePlan(size, 1.0, keep=True)

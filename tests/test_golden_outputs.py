@@ -46,6 +46,11 @@ for _pair, _scales in (("car", ("2", "4")), ("dsn", ("2", "3", "4"))):
         CASES[f"down-{_pair}-x{_s}"] = ("rgb", ["down", "--scale", _s, "--method", _pair])
         CASES[f"down-{_pair}-x{_s}-grey"] = ("grey", ["down", "--scale", _s, "--method", _pair])
 CASES["down-car-x2-rgba"] = ("rgba", ["down", "--scale", "2", "--method", "car"])
+# DSN x2 is an encode-only pair ('down --method dsn --scale 2' refuses it): its thumbnails are
+# held through its explicit file, and 'up' of them still restores with its partner (resizer:model).
+_ENCODE_ONLY = str(Path(__file__).resolve().parents[1] / "weights" / "dsn-x2-down.safetensors")
+for _case in ("down-dsn-x2", "down-dsn-x2-grey"):
+    CASES[_case] = (CASES[_case][0], [*CASES[_case][1], "--weights", _ENCODE_ONLY])
 
 # The picture of DAIR's predicted kernels (``resizer kernels``): "{out}" is where the picture goes.
 KERNEL_PICTURES: dict[str, tuple[str, list[str]]] = {

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from resizer.cli import app
 from resizer.evaluation import evaluate
 from resizer.models import get_family
-from resizer.weights import read_manifest
+from resizer.methods import RunOptions
+from resizer.weights import bundled_dir, read_manifest
 
 from .conftest import synthetic_photo
 
@@ -26,8 +27,12 @@ def test_cli_upscales_with_every_bundled_model(entry, tmp_path: Path) -> None:
     src = tmp_path / "in.png"
     Image.fromarray(synthetic_photo(40, 52)).save(src)
     out = tmp_path / "out.png"
-    result = CliRunner().invoke(app, ["up", str(src), "--scale", f"{scale:g}", "--method", entry.family,
-                                      "-o", str(out), "--json"])
+    args = ["up", str(src), "--scale", f"{scale:g}", "--method", entry.family, "-o", str(out), "--json"]
+    if entry.encode_only:  # 'up --method' never picks an encode-only pair; its own file still runs
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code == 2 and "encode-only" in refused.output and not out.exists()
+        args += ["--weights", str(bundled_dir() / entry.file)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     with Image.open(out) as im:
         assert im.size == (round(52 * scale), round(40 * scale))
@@ -48,7 +53,8 @@ def test_manifest_scores_are_reproduced_on_set5(entry, datasets: Path) -> None:
     recorded = entry.scores["set5"]
     for key, score in recorded.items():
         scale = float(key.lstrip("x"))
-        (result,) = evaluate([datasets / "bench" / "set5"], [scale], down=down, up=entry.family)
+        (result,) = evaluate([datasets / "bench" / "set5"], [scale], down=down, up=entry.family,
+                             options=RunOptions(use=entry.use))  # an encode-only pair as 'encode' runs it
         assert result.psnr == pytest.approx(score["psnr"], abs=0.01), (entry.name, key)
         assert result.ssim == pytest.approx(score["ssim"], abs=0.001), (entry.name, key)
         if "thumbnail_psnr" in score:
@@ -71,6 +77,19 @@ def test_shipped_models_meet_their_targets(name: str, scale: str, minimum: float
     assert score["psnr"] >= minimum
     if "thumbnail_psnr" in score:
         assert score["thumbnail_psnr"] >= 25.0
+
+
+VISIBLE_PAIRS = [e for e in read_manifest() if e.task == "down" and not e.encode_only]
+
+
+@pytest.mark.parametrize("entry", VISIBLE_PAIRS, ids=lambda e: e.name)
+def test_thumbnails_down_shows_stay_30_db_from_bicubic(entry) -> None:
+    """Issue 16: a pair 'down --method' picks keeps its thumbnails >= 30 dB from MATLAB bicubic on
+    Set5 and Set14; only an encode-only entry ("use": "encode") may trade that away."""
+    scored = [(ds, key, m["thumbnail_psnr"]) for ds, by_scale in entry.scores.items() for key, m in by_scale.items()
+              if "thumbnail_psnr" in m]
+    assert {ds for ds, _, _ in scored} >= {"set5", "set14"}, entry.name
+    assert all(value >= 30.0 for _, _, value in scored), scored
 
 
 def test_dair_x2_on_set14() -> None:

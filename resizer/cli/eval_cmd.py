@@ -26,6 +26,9 @@ CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="Rate-distortio
 QualitiesOpt = Annotated[str, typer.Option("--quality", help="Codec qualities, comma-separated (with --codec).")]
 MaxBppOpt = Annotated[Optional[float], typer.Option("--max-bpp", min=0, help="With --codec: summarize only the points at or below this many bits per pixel.")]
 _DEFAULT_QUALITIES = "20,40,60,80,95"  # --codec's; --restore's default is its own list
+UseOpt = Annotated[str, typer.Option("--use", help="Which pair a learned --down/--up method runs: view (the pairs "
+                                     "'down' picks, whose thumbnails are seen) or encode (the pairs 'resizer encode' "
+                                     "picks, encode-only ones first).", metavar="view|encode")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", help="Write the LR and SR images under DIR/<dataset>/x<scale>/.",
                                                  metavar="DIR")]
 
@@ -56,6 +59,7 @@ def eval_command(
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
+    use: UseOpt = "view",
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -63,7 +67,11 @@ def eval_command(
     """Score a down/up pair on benchmark sets with the papers' protocol (PSNR/SSIM on luma)."""
     from ..evaluation import evaluate
 
-    options = RunOptions(device=device, tile=tile, precision=precision, weights=weights)
+    from ..weights import USES
+
+    if use not in USES:
+        fail_usage(f"--use takes {' or '.join(USES)}, not '{use}'")
+    options = RunOptions(device=device, tile=tile, precision=precision, weights=weights, use=use)
     if restore is not None:
         _restoration(datasets, restore, scale, quality, codec, options, as_json, debug)
         return

@@ -57,8 +57,15 @@ def _family_info(family: str, entries: list[WeightsEntry], json_out: bool) -> No
     out = _stdout()
     out.print(f"[bold]{family}[/bold]  {len(entries)} weights file(s); 'resizer models info NAME' shows one in full")
     for entry in entries:
-        out.print(f"  {entry.name:<16} {entry.task:<5} {entry.scales_label:<12} {entry.arch:<12} "
+        out.print(f"  {entry.name:<16} {entry.task:<5} {entry.use:<6} {entry.scales_label:<12} {entry.arch:<12} "
                   f"{_human_size(entry.size):>9}  set5 {score_label(entry)}", markup=False)
+
+
+def _use_label(entry: WeightsEntry) -> str:
+    """``view`` or ``encode (only 'resizer encode' picks it; ...)`` for ``models info``."""
+    if not entry.encode_only:
+        return entry.use
+    return "encode (only 'resizer encode' picks this pair; its thumbnails are not for viewing)"
 
 
 def _imported_info(model: Any, json_out: bool) -> None:
@@ -78,6 +85,7 @@ def _summary(entry: WeightsEntry, location: str) -> dict[str, Any]:
         "family": entry.family,
         "arch": entry.arch,
         "task": entry.task,
+        "use": entry.use,
         "scales": entry.scales,
         "params": entry.params,
         "size": entry.size,
@@ -104,19 +112,19 @@ def list_cmd(json_out: JsonOpt = False) -> None:
     if not rows and not imported:
         stderr_console().print(f"No weights in {run_api(manifest_path)}.")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     for column, justify in [
-        ("NAME", "left"), ("TASK", "left"), ("SCALES", "left"), ("PARAMS", "right"),
+        ("NAME", "left"), ("TASK", "left"), ("USE", "left"), ("SCALES", "left"), ("PARAMS", "right"),
         ("SIZE", "right"), ("SHA256", "left"), ("LOCATION", "left"), ("SET5 PSNR", "left"),
     ]:  # fmt: skip
         table.add_column(column, justify=justify, no_wrap=column != "SET5 PSNR")
     for entry, location in rows:
         table.add_row(
-            entry.name, entry.task, entry.scales_label, f"{entry.params:,}",
+            entry.name, entry.task, entry.use, entry.scales_label, f"{entry.params:,}",
             _human_size(entry.size), entry.sha256[:12], location, score_label(entry),
         )  # fmt: skip
     for model in imported:
-        table.add_row(model.name, model.task, model.scale_label, f"{model.params:,}" if model.params else "-",
+        table.add_row(model.name, model.task, "view", model.scale_label, f"{model.params:,}" if model.params else "-",
                       _human_size(model.size), model.sha256[:12], "imported", "-")
     _stdout().print(table)
 
@@ -138,12 +146,13 @@ def info_cmd(
     entry = run_api(lambda: get_entry(name))
     location = run_api(lambda: model_location(entry))
     if json_out:
-        print(json.dumps({**entry.to_dict(), "location": location}))
+        print(json.dumps({**entry.to_dict(), "use": entry.use, "location": location}))
         return
     out = _stdout()
     out.print(f"[bold]{entry.name}[/bold]  {entry.task}scaling method '{entry.family}', architecture '{entry.arch}'")
     lines = [
         ("scales", entry.scales_label),
+        ("use", _use_label(entry)),
         ("config", json.dumps(entry.config, sort_keys=True)),
         ("parameters", f"{entry.params:,}"),
         ("file", f"{entry.file} ({entry.size:,} bytes)"),

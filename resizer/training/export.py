@@ -161,6 +161,7 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     # Scoring reads the pair through the manifest, so files and entries go in first; if anything
     # fails, the manifest and both files are put back as they were (nothing unscored is left).
     paths = {part: manifest.parent / f"{c.export}-{part}.safetensors" for part in ("down", "up")}
+    use = _kept_use(manifest, [path.stem for path in paths.values()])
     entries = []
     with _restored_on_failure([manifest, *paths.values()]):
         for part, path in paths.items():
@@ -170,10 +171,11 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
             entries.append(wapi.WeightsEntry(
                 name=path.stem, arch=architecture.name, family=architecture.family, task=architecture.task,
                 config=config, scales=[scale], file=path.name, sha256=sha256, size=size,
-                params=wapi.count_parameters(net), license=c.license, recipe=recipe, scores={}, source="bundled"))
+                params=wapi.count_parameters(net), license=c.license, recipe=recipe, scores={}, source="bundled",
+                use=use))
         for entry in entries:
             wapi.upsert_manifest_entry(entry, manifest_path=manifest)
-        scores = _score_pair(c, manifest, family.name, scale, device)
+        scores = _score_pair(c, manifest, family.name, scale, device, use)
     for entry in entries:
         wapi.upsert_manifest_entry(dataclasses.replace(entry, scores=scores), manifest_path=manifest)
     _emit(progress, {"event": "export", "name": c.export, "file": str(manifest.parent / entries[-1].file),
@@ -181,8 +183,22 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     return {"entries": [e.name for e in entries], "scores": scores}
 
 
-def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, device: torch.device) -> Scores:
-    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` through ``manifest``."""
+def _kept_use(manifest: Path, names: Sequence[str]) -> str:
+    """The ``use`` of the entries an export replaces (an encode-only pair stays one), ``"view"`` for new ones."""
+    from .. import weights as wapi
+
+    if not manifest.exists():
+        return "view"
+    uses = {e.use for e in wapi.read_manifest(manifest) if e.name in names}
+    return "encode" if "encode" in uses else "view"
+
+
+def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, device: torch.device,
+                use: str = "view") -> Scores:
+    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` through ``manifest``.
+
+    The pair is picked as its ``use`` picks it (an encode-only pair first for ``"encode"``).
+    """
     from .. import weights as wapi
     from ..evaluation import evaluate
     from ..methods import RunOptions
@@ -192,7 +208,7 @@ def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, devic
     if not bench:
         return scores
     with wapi.manifest_override(manifest):
-        for r in evaluate(bench, [scale], down=family, up=family, options=RunOptions(device=str(device))):
+        for r in evaluate(bench, [scale], down=family, up=family, options=RunOptions(device=str(device), use=use)):
             metrics = _metrics(r.psnr, r.ssim)
             if r.lr_psnr is not None:
                 metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)

@@ -19,12 +19,13 @@ Importing this package does not import torch or huggingface_hub; listing the man
 
 from .hub import PullResult, model_location, parse_hub_reference, pull_weights, resolve_user_weights, resolve_weights_file
 from .loader import LoadedModel, clear_model_cache, load
-from .manifest import (DEFAULT_HUB_REPO, WeightsEntry, bundled_dir, find_entry, get_entry, hub_repo, manifest_override,
-                       manifest_path, read_manifest, upsert_manifest_entry, validate_manifest)
+from .manifest import (DEFAULT_HUB_REPO, USES, WeightsEntry, bundled_dir, choose_entry, find_entry, get_entry, hub_repo,
+                       manifest_override, manifest_path, read_manifest, upsert_manifest_entry, validate_manifest)
 from .safetensors_io import count_parameters, load_weights_into, read_safetensors_metadata, save_weights, sha256_file
 
 __all__ = [
-    "DEFAULT_HUB_REPO", "LoadedModel", "PullResult", "WeightsEntry", "bundled_dir", "clear_model_cache",
+    "DEFAULT_HUB_REPO", "USES", "LoadedModel", "PullResult", "WeightsEntry", "bundled_dir", "choose_entry",
+    "clear_model_cache",
     "count_parameters", "find_entry", "get_entry", "hub_repo", "load", "load_weights_into", "manifest_override",
     "manifest_path", "model_location", "parse_hub_reference", "pull_weights", "read_manifest",
     "read_safetensors_metadata", "resolve_user_weights", "resolve_weights_file", "save_weights", "sha256_file",

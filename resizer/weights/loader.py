@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ModelError, UsageError
 from .hub import bundled_file, is_hub_reference, resolve_user_weights, resolve_weights_file
-from .manifest import SCALE_TOLERANCE, WeightsEntry, find_entry, format_scale
+from .manifest import SCALE_TOLERANCE, WeightsEntry, choose_entry, format_scale
 from .safetensors_io import load_weights_into, metadata_config, read_safetensors_metadata
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ def _network(path: Path, device: str, arch: str, config: dict[str, Any]) -> "nn.
     return _cached_model(str(path), _stamp(path), device, arch, json.dumps(config, sort_keys=True))
 
 
-def _from_manifest(family: str, scale: float, device: str, task: str | None) -> LoadedModel:
-    entry = find_entry(family, scale, task=task)
+def _from_manifest(family: str, scale: float, device: str, task: str | None, use: str,
+                   paired_with: str | None) -> LoadedModel:
+    entry = choose_entry(family, scale, task=task, use=use, paired_with=paired_with)
     path = resolve_weights_file(entry)
     source: Source = "bundled" if path == bundled_file(entry) else "hub"
     model = _network(path, device, entry.arch, entry.config)
@@ -144,18 +145,23 @@ def load(
     weights: str | None = None,
     device: str = "cpu",
     task: str | None = None,
+    use: str = "any",
+    paired_with: str | None = None,
 ) -> LoadedModel:
     """The pretrained network of method ``family`` for ``scale``, in eval mode on ``device``.
 
     Without ``weights`` the manifest picks the file (bundled, cached or downloaded, sha256
     verified). With ``weights`` (``--weights``: a file or a ``hf://`` reference) the
     architecture and config come from the file's metadata, which must be of ``family``
-    (and ``task``, when given) and serve ``scale``. ``device`` is as ``--device`` takes it
+    (and ``task``, when given) and serve ``scale``. ``use`` and ``paired_with`` choose among a
+    family's manifest entries (:func:`~resizer.weights.manifest.choose_entry`: ``"view"`` refuses
+    encode-only pairs, ``"encode"`` prefers them; ``paired_with`` is the downscaler a thumbnail
+    records, whose partner restores it). ``device`` is as ``--device`` takes it
     (``auto``: CUDA, else MPS, else CPU). Models are cached per file and device.
     """
     from ..devices import resolve_device
 
     resolved = str(resolve_device(device))
     if weights is None:
-        return _from_manifest(family, scale, resolved, task)
+        return _from_manifest(family, scale, resolved, task, use, paired_with)
     return _from_file(family, scale, weights, resolved, task)

@@ -28,6 +28,10 @@ SCALE_TOLERANCE = 1e-6
 
 _SOURCES = ("bundled", "hub")
 _TASKS = ("up", "down")
+# What an entry's thumbnails are for: "view" (the default: ``down`` may show them) or "encode"
+# (a pair whose small image only a codec sees: ``resizer encode`` and the decoding of its files only).
+USES = ("view", "encode")
+ENCODE_ONLY = "encode"
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _SCALE_KEY_RE = re.compile(r"x\d+(\.\d+)?")
@@ -51,6 +55,7 @@ _ENTRY_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
     "hub_repo": ((str, type(None)), False),
     "hub_revision": ((str, type(None)), False),
     "precision": ((dict,), False),
+    "use": ((str,), False),
 }
 _RECIPE_SCHEMA: dict[str, tuple[type, ...]] = {
     "data": (str,),
@@ -90,7 +95,10 @@ class WeightsEntry:
     ``precision`` (optional) holds the measured cost and speed of each low precision per
     device kind (:mod:`resizer.precision`, written by ``benchmarks/measure_precision.py``);
     ``--precision auto`` reads it. Re-exported weights start without it: a measurement
-    belongs to one file.
+    belongs to one file. ``use`` (optional, ``"view"`` when absent) is ``"encode"`` for a pair
+    trained for ``resizer encode`` alone, whose thumbnails nobody looks at (they may trade
+    their fidelity to the picture for a better round trip): ``down``/``up --method`` and the
+    API never pick it, ``encode`` prefers it, and the files it made decode with it.
     """
 
     name: str
@@ -110,6 +118,7 @@ class WeightsEntry:
     hub_repo: str | None = None
     hub_revision: str | None = None
     precision: dict[str, Any] = field(default_factory=dict)
+    use: str = "view"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "manifest entry") -> "WeightsEntry":
@@ -127,6 +136,8 @@ class WeightsEntry:
         out["scales"] = [float(s) for s in self.scales]
         if not self.precision:
             del out["precision"]  # entries never measured keep their old shape
+        if self.use == "view":
+            del out["use"]  # as do entries for every use
         return json.loads(json.dumps(out))  # deep copy, JSON types only
 
     @property
@@ -142,6 +153,17 @@ class WeightsEntry:
     def scales_label(self) -> str:
         """``x2, x3`` or ``any`` for humans."""
         return ", ".join(f"x{format_scale(s)}" for s in self.scales) or "any"
+
+    @property
+    def encode_only(self) -> bool:
+        """A pair half for ``resizer encode`` alone: its thumbnails are not for viewing."""
+        return self.use == ENCODE_ONLY
+
+    @property
+    def pair_stem(self) -> str:
+        """The name both halves of a pair share (``dsn-x2`` for ``dsn-x2-down`` and ``dsn-x2-up``)."""
+        suffix = f"-{self.task}"
+        return self.name[: -len(suffix)] if self.name.endswith(suffix) else self.name
 
     @property
     def repo(self) -> str:
@@ -198,6 +220,8 @@ def _entry_problems(data: Any) -> list[str]:
             problems.append(f"'{key}' must not be empty")
     if data["task"] not in _TASKS:
         problems.append(f"'task' must be one of {', '.join(_TASKS)}, not {data['task']!r}")
+    if data.get("use", "view") not in USES:
+        problems.append(f"'use' must be one of {', '.join(USES)}, not {data['use']!r}")
     if data["source"] not in _SOURCES:
         problems.append(f"'source' must be one of {', '.join(_SOURCES)}, not {data['source']!r}")
     scales = data["scales"]
@@ -390,11 +414,19 @@ def get_entry(name: str, entries: list[WeightsEntry] | None = None) -> WeightsEn
     raise UsageError(f"unknown weights '{name}' (available: {known})")
 
 
+# ``use`` of a lookup -> the entry uses it may pick, best first. "view": what ``down``/``up --method``
+# and the API run (their thumbnails are seen); "encode": ``resizer encode``; "any": view first.
+_PICKED: dict[str, tuple[str, ...]] = {"view": ("view",), "encode": ("encode", "view"), "any": ("view", "encode")}
+
+
 def find_entry(
-    family: str, scale: float, *, task: str | None = None, entries: list[WeightsEntry] | None = None
+    family: str, scale: float, *, task: str | None = None, entries: list[WeightsEntry] | None = None,
+    use: str = "any",
 ) -> WeightsEntry:
     """The entry of method ``family`` serving ``scale`` (exact within 1e-6, else one serving any scale).
 
+    ``use`` says who asks (``_PICKED``): ``"view"`` never gets an encode-only entry (a
+    ``UsageError`` says why when only such a pair serves the scale), ``"encode"`` prefers one.
     ``UsageError`` lists the scales the family has; ``ModelError`` when it has no weights at all.
     """
     entries = read_manifest() if entries is None else entries
@@ -403,11 +435,70 @@ def find_entry(
     if not candidates:
         what = f"method '{family}'" + (f" ({task}scaling)" if task else "")
         raise ModelError(f"no pretrained weights for {what} in {manifest_path()}")
-    exact = [e for e in candidates if not e.any_scale and e.serves(scale)]
-    generic = [e for e in candidates if e.any_scale]
+    picked = _PICKED[use]
+    exact = [e for e in candidates if not e.any_scale and e.serves(scale) and e.use in picked]
+    generic = [e for e in candidates if e.any_scale and e.use in picked]
     for group in (exact, generic):
         if group:
-            return sorted(group, key=lambda e: e.name)[0]
+            return sorted(group, key=lambda e: (picked.index(e.use), e.name))[0]
+    hidden = [e for e in candidates if e.serves(scale)]
+    if hidden:
+        raise UsageError(_encode_only_refusal(hidden[0], scale, entries))
     available = sorted({s for e in candidates for s in e.scales})
     listed = ", ".join(f"x{format_scale(s)}" for s in available)
     raise UsageError(f"method '{family}' has weights for {listed} only, not x{format_scale(scale)}")
+
+
+def _encode_only_refusal(entry: WeightsEntry, scale: float, entries: list[WeightsEntry]) -> str:
+    """Why ``down``/``up --method`` will not run an encode-only pair, and what to run instead."""
+    others = sorted({e.family for e in entries if e.task == "down" and not e.encode_only and e.serves(scale)})
+    instead = f"--method {' or --method '.join(others)}" if others else "a classical --method such as lanczos"
+    at = f"x{format_scale(scale)}"
+    if entry.task == "down":
+        return (f"method '{entry.family}' has only an encode-only pair at {at} ('{entry.pair_stem}': its thumbnails "
+                f"are made for a codec, not for viewing); use 'resizer encode --method {entry.family}' or {instead}")
+    return (f"method '{entry.family}' has only an encode-only pair at {at} ('{entry.pair_stem}': its upscaler "
+            f"restores the files 'resizer encode' makes, with 'resizer decode'); enlarge other images with "
+            f"another --method")
+
+
+def paired_entry(family: str, scale: float, task: str, made_by: str,
+                 entries: list[WeightsEntry] | None = None) -> WeightsEntry | None:
+    """The ``task`` half of the pair whose downscaler ``made_by`` made a thumbnail (``resizer:model``).
+
+    ``made_by`` is a manifest entry's name, or the file name of the ``--weights`` it was made
+    with (a manifest entry's file). Its partner shares its pair stem (``NAME-down`` and
+    ``NAME-up``), else its scales and use. ``None`` when the manifest knows no such downscaler.
+    """
+    entries = read_manifest() if entries is None else entries
+    family = family.strip().lower()
+    mine = [e for e in entries if e.family.lower() == family]
+    maker = next((e for e in mine if e.task == "down" and made_by in (e.name, e.file)), None)
+    if maker is None:
+        return None
+    if task == "down":
+        return maker
+    halves = [e for e in mine if e.task == task and e.serves(scale)]
+    for same in (lambda e: e.pair_stem == maker.pair_stem,
+                 lambda e: e.use == maker.use and sorted(e.scales) == sorted(maker.scales)):
+        match = sorted((e for e in halves if same(e)), key=lambda e: e.name)
+        if match:
+            return match[0]
+    return None
+
+
+def choose_entry(family: str, scale: float, *, task: str | None = None, use: str = "any",
+                 paired_with: str | None = None, entries: list[WeightsEntry] | None = None) -> WeightsEntry:
+    """The entry a run of ``family`` at ``scale`` reads: the partner of the downscaler that made the
+    thumbnail (``paired_with``) when the manifest knows it, else :func:`find_entry` for ``use``.
+
+    A thumbnail restores with its own pair whatever the ``use``: an encode-only pair decodes its files.
+    A downscaler the manifest does not know (another manifest's, a training run's) gets any pair, view first.
+    """
+    entries = read_manifest() if entries is None else entries
+    if paired_with:
+        partner = paired_entry(family, scale, task or "up", paired_with, entries)
+        if partner is not None:
+            return partner
+        use = "any"
+    return find_entry(family, scale, task=task, entries=entries, use=use)
