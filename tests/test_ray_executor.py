@@ -132,7 +132,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 def test_a_ray_run_writes_the_same_bytes_and_json_rows_as_a_local_run(tmp_path, cluster) -> None:
     folder = make_folder(tmp_path / "in")
     local, remote = tmp_path / "local", tmp_path / "ray"
-    common = ["down", str(folder), "--scale", "2", "-m", "dsn", "--json"]
+    common = ["down", str(folder), "--scale", "2", "-m", "car", "--json"]  # a learned pair, in actors
     here = run(*common, "-o", str(local))
     there = run(*common, "-o", str(remote), "--ray", cluster)
     assert here.exit_code == there.exit_code == 0, there.output
@@ -204,7 +204,7 @@ def test_a_ray_run_reads_and_writes_object_storage_like_a_local_run(tmp_path, cl
     executor = RayExecutor(cluster, runtime_env={"env_vars": env})
     made, stored = {}, {}
     for label, where in (("local", None), ("ray", executor)):
-        settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="dsn", output=f"s3://{name}/{label}/")
+        settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="car", output=f"s3://{name}/{label}/")
         results = pipeline.run_batch([f"s3://{name}/in/"], settings, executor=where)
         made[label] = [{**r.to_json(), "seconds": None, "output": r.output.rsplit("/", 1)[-1]} for r in results]
         listing = client.list_objects_v2(Bucket=name, Prefix=f"{label}/").get("Contents", [])
@@ -220,7 +220,7 @@ def test_a_ray_run_reads_and_writes_object_storage_like_a_local_run(tmp_path, cl
 def test_workers_killed_mid_batch_have_their_files_retried_and_each_output_written_once(tmp_path, cluster,
                                                                                       capfd) -> None:
     folder = make_folder(tmp_path / "in", count=6)
-    settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="dsn", output=str(tmp_path / "local"))
+    settings = pipeline.BatchSettings("down", SizeSpec(scale=2), method="car", output=str(tmp_path / "local"))
     expected = [r.to_json() for r in pipeline.run_batch([str(folder)], settings)]
     writing, written = tmp_path / "killed-writing", tmp_path / "killed-written"
     kills = f"im1.png:writing:{writing};im4.png:written:{written}"  # mid-write (.part), and after the output is whole
@@ -267,7 +267,7 @@ def test_ctrl_c_cancels_the_outstanding_files_and_leaves_no_partial_output(tmp_p
     folder = make_folder(tmp_path / "in", count=16, size=(192, 160))
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "passive"}
-    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, "down", str(folder), "--scale", "2", "-m", "dsn",
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, "down", str(folder), "--scale", "2", "-m", "car",
                              "-o", str(out), "--ray", cluster, "-j", "2"],
                             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
