@@ -7,6 +7,8 @@ curves need no new measurement:
 
 - a *version* of an entry is one weights file (one sha256); its scores are those of the last
   commit that still lists that file (a re-scoring, such as issue 16's protocol fix, updates them);
+- scores at non-integer scales of a file replaced before issue 16's protocol fix (``PROTOCOL_FIX``)
+  are left out: they were measured misaligned, and only the files still shipped were re-scored;
 - its CPU hours add up along the chain of ``resizer train`` commands: a version whose command
   continues an earlier one's (``EARLIER && MORE``, compared option by option, since recorded
   commands were sometimes edited in place) adds its extra wall time times the torch
@@ -48,6 +50,10 @@ ISSUE_TARGETS: list[tuple[str, str, str, float]] = [
     ("srcnn", "srcnn-x3", "x3", 32.6),
     ("vdsr", "vdsr", "x2", 36.8), ("vdsr", "vdsr", "x3", 33.0), ("vdsr", "vdsr", "x4", 30.7),
 ]
+# Issue 16's protocol fix: before it, scores at non-integer scales were misaligned by up to half a
+# pixel. Files still shipped then were re-scored; a file replaced earlier keeps an old score there,
+# which is left out (its integer scales are unchanged by the fix).
+PROTOCOL_FIX = "f9e15e7"
 _THREADS = re.compile(r"(\d+)\s+torch\s+threads?")
 _NOT_RECIPE = {"--loss", "--stop-at", "--resume", "--export", "--init", "--val", "--manifest", "--out"}
 
@@ -96,10 +102,17 @@ def _threads(hardware: str) -> int:
     return int(match.group(1)) if match else 1
 
 
-def versions_by_entry(history: Sequence[tuple[str, str, list[dict[str, Any]]]]) -> dict[str, list[Version]]:
-    """Every entry's versions in shipping order, with cumulative CPU hours and the current lineage marked."""
+def versions_by_entry(history: Sequence[tuple[str, str, list[dict[str, Any]]]],
+                      protocol_fix: str | None = PROTOCOL_FIX) -> dict[str, list[Version]]:
+    """Every entry's versions in shipping order, with cumulative CPU hours and the current lineage marked.
+
+    A version last listed before the commit ``protocol_fix`` (if the history has it) loses its
+    scores at non-integer scales: they were measured with the misaligned protocol.
+    """
     found: dict[str, dict[str, Version]] = {}
-    for commit, date, entries in history:
+    fixed_at = next((i for i, (c, _, _) in enumerate(history) if protocol_fix and c.startswith(protocol_fix)), None)
+    last_seen: dict[tuple[str, str], int] = {}
+    for index, (commit, date, entries) in enumerate(history):
         for entry in entries:
             recipe = entry.get("recipe") or {}
             sha = str(entry.get("sha256", ""))
@@ -109,6 +122,12 @@ def versions_by_entry(history: Sequence[tuple[str, str, list[dict[str, Any]]]]) 
                                      float(recipe.get("wall_time_s", 0.0)), _threads(str(recipe.get("hardware", ""))),
                                      str(recipe.get("command", "")), {})
             known[sha].scores = entry.get("scores") or {}  # the last commit listing the file has its latest scores
+            last_seen[(entry["name"], sha)] = index
+    for (name, sha), index in last_seen.items():
+        if fixed_at is not None and index < fixed_at:
+            version = found[name][sha]
+            version.scores = {ds: {k: m for k, m in by.items() if float(k[1:]).is_integer()}
+                              for ds, by in version.scores.items()}
     result = {}
     for name, by_sha in found.items():
         ordered = list(by_sha.values())
@@ -282,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--manifest", default=MANIFEST, help="the manifest's path inside the repository")
     parser.add_argument("--target", action="append", type=parse_target, metavar="ENTRY:SCALE:PSNR",
                         help="a target row (repeatable); default: issue 16's table")
+    parser.add_argument("--protocol-fix", default=PROTOCOL_FIX, metavar="REV",
+                        help="non-integer-scale scores of files replaced before this commit are left out ('' keeps them)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of markdown")
     args = parser.parse_args(argv)
     try:
@@ -289,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         print(f"learning_curves: {args.repo}: cannot read the git history ({exc})", file=sys.stderr)
         return 1
-    versions = versions_by_entry(history)
+    versions = versions_by_entry(history, args.protocol_fix or None)
     rows = target_rows(versions, args.target or ISSUE_TARGETS)
     if args.json:
         print(json.dumps({"versions": {n: [asdict(v) for v in vs] for n, vs in versions.items()},

@@ -48,7 +48,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("history")
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     flat = _entry("flat", "c", 1000, 3600, FIRST.replace("toy", "flat"), {"2": 30.0})
-    fresh = _entry("fresh", "e", 1000, 3600, FIRST.replace("toy", "fresh"), {"3": 28.0})
+    fresh = _entry("fresh", "e", 1000, 3600, FIRST.replace("toy", "fresh"), {"3": 28.0, "2.5": 28.5})
     _commit(root, [_entry("toy", "a", 1000, 3600, FIRST, {"2": 30.0}), flat, fresh], "first")
     # the recorded command is edited in place (--loss dropped): still the same first segment
     toy2 = _entry("toy", "b", 2000, 7200, f"{FIRST.replace(' --loss l1', '')} && {MORE}", {"2": 31.0})
@@ -72,6 +72,17 @@ def test_versions_add_cpu_hours_along_the_chain(repo: Path) -> None:
     assert all(v.on_lineage for v in toy)
     assert toy[-1].psnr("set14", "x2") == 28.5  # a file's scores are those of the last commit listing it
     assert [v.on_lineage for v in versions["fresh"]] == [False, True]
+
+
+def test_non_integer_scores_of_files_replaced_before_the_protocol_fix_are_left_out(repo: Path) -> None:
+    lc = _module()
+    history = lc.manifest_history(repo)
+    third = history[2][0]  # taken as the protocol fix: 'fresh' first version was replaced before it
+    kept = lc.versions_by_entry(history, protocol_fix=None)["fresh"]
+    fixed = lc.versions_by_entry(history, protocol_fix=third[:7])["fresh"]
+    assert kept[0].psnr("set5", "x2.5") == 28.5 and fixed[0].psnr("set5", "x2.5") is None
+    assert fixed[0].psnr("set5", "x3") == 28.0  # integer scales are unchanged by the fix
+    assert fixed[1].psnr("set5", "x3") == 27.5
 
 
 def test_hours_to_target_from_the_fitted_curve(repo: Path) -> None:
