@@ -173,7 +173,7 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
                 params=wapi.count_parameters(net), license=c.license, recipe=recipe, scores={}, source="bundled"))
         for entry in entries:
             wapi.upsert_manifest_entry(entry, manifest_path=manifest)
-        scores = _score_pair(c, manifest, family.name, scale, device)
+        scores = _score_pair(c, manifest, family.name, scale, device, [e.name for e in entries])
     for entry in entries:
         wapi.upsert_manifest_entry(dataclasses.replace(entry, scores=scores), manifest_path=manifest)
     _emit(progress, {"event": "export", "name": c.export, "file": str(manifest.parent / entries[-1].file),
@@ -181,9 +181,14 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
     return {"entries": [e.name for e in entries], "scores": scores}
 
 
-def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, device: torch.device) -> Scores:
-    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` through ``manifest``."""
-    from .. import weights as wapi
+def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, device: torch.device,
+                names: Sequence[str]) -> Scores:
+    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` of the pair ``names``.
+
+    ``evaluate`` picks a family's entry by scale, so it reads a copy of ``manifest`` where the
+    exported pair is the family's only entry: a pair exported under a new name beside the
+    shipped one is scored as itself, not as its name's sort order would mix the halves.
+    """
     from ..evaluation import evaluate
     from ..methods import RunOptions
 
@@ -191,13 +196,38 @@ def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, devic
     scores: Scores = {}
     if not bench:
         return scores
-    with wapi.manifest_override(manifest):
+    with _pair_alone(manifest, family, names):
         for r in evaluate(bench, [scale], down=family, up=family, options=RunOptions(device=str(device))):
             metrics = _metrics(r.psnr, r.ssim)
             if r.lr_psnr is not None:
                 metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)
             scores.setdefault(r.dataset, {})[f"x{fmt_scale(r.scale)}"] = metrics
     return scores
+
+
+@contextlib.contextmanager
+def _pair_alone(manifest: Path, family: str, names: Sequence[str]) -> Iterator[Path]:
+    """Within the block the active manifest is ``manifest`` less ``family``'s other entries.
+
+    The copy lies beside ``manifest`` (its ``file`` names stay valid) and is removed after.
+    """
+    import json
+    import os
+    import tempfile
+
+    from .. import weights as wapi
+
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    kept = [e for e in data if e.get("family") != family or e.get("name") in names]
+    fd, name = tempfile.mkstemp(prefix=".scoring-", suffix=".json", dir=manifest.parent)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(kept, out)
+        with wapi.manifest_override(path):
+            yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _chained_recipe(recipe: dict[str, Any], c: TrainConfig, segments: Sequence[dict[str, int]],
