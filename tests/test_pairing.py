@@ -246,3 +246,31 @@ def test_a_failed_export_leaves_the_manifest_as_it_was(car_manifest: Path, tmp_p
     assert sorted(p.name for p in manifest.parent.iterdir()) == ["car-x2-up.safetensors", "manifest.json"]
     assert (manifest.parent / "car-x2-up.safetensors").read_bytes() == \
         (car_manifest.parent / "car-x2-up.safetensors").read_bytes()
+
+
+def test_a_pair_exported_beside_another_of_its_scale_is_scored_as_itself(car_manifest: Path, tmp_path: Path) -> None:
+    """Export picks no half by name order: ``car-x2-z`` sorts after ``car-x2``, yet its own scores are recorded."""
+    import shutil
+
+    from resizer.evaluation import evaluate
+    from resizer.weights import clear_model_cache, manifest_override
+
+    shutil.copytree(car_manifest.parent, tmp_path / "weights")
+    manifest = tmp_path / "weights" / "manifest.json"
+    data, bench = car_manifest.parents[1] / "data", car_manifest.parents[1] / "bench"
+    train_on_one_thread(TrainConfig(arch="car", scales=(2,), data=(str(data),), steps=3, batch=2, patch=32, seed=7,
+                                    model_config=TINY, loss_weights={"offset": 0.002}, out=str(tmp_path / "run"),
+                                    export="car-x2-z", manifest=str(manifest), bench=(str(bench),), device="cpu"))
+    entries = json.loads(manifest.read_text())
+    recorded = next(e for e in entries if e["name"] == "car-x2-z-up")["scores"]["bench"]["x2"]
+    assert sorted(p.name for p in manifest.parent.iterdir() if p.name.startswith(".")) == []  # no scoring copy left
+    alone = tmp_path / "weights" / "alone.json"
+    alone.write_text(json.dumps([e for e in entries if e["name"] not in ("car-x2-down", "car-x2-up")]))
+    clear_model_cache()
+    with manifest_override(alone):
+        (own,) = list(evaluate([bench], [2], down="car", up="car"))
+    with manifest_override(manifest):
+        (shipped,) = list(evaluate([bench], [2], down="car", up="car"))
+    clear_model_cache()
+    assert recorded["psnr"] == round(own.psnr, 4) and recorded["thumbnail_psnr"] == round(float(own.lr_psnr), 4)
+    assert round(shipped.psnr, 4) != recorded["psnr"]  # the older pair scores otherwise: the check can fail

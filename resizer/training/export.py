@@ -175,7 +175,7 @@ def export_pair(model: torch.nn.Module, config: TrainConfig, *, wall_time_s: flo
                 use=use))
         for entry in entries:
             wapi.upsert_manifest_entry(entry, manifest_path=manifest)
-        scores = _score_pair(c, manifest, family.name, scale, device, use)
+        scores = _score_pair(c, manifest, family.name, scale, device, [e.name for e in entries], use)
     for entry in entries:
         wapi.upsert_manifest_entry(dataclasses.replace(entry, scores=scores), manifest_path=manifest)
     _emit(progress, {"event": "export", "name": c.export, "file": str(manifest.parent / entries[-1].file),
@@ -194,12 +194,14 @@ def _kept_use(manifest: Path, names: Sequence[str]) -> str:
 
 
 def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, device: torch.device,
-                use: str = "view") -> Scores:
-    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` through ``manifest``.
+                names: Sequence[str], use: str = "view") -> Scores:
+    """Round-trip PSNR/SSIM and ``thumbnail_psnr`` per bench set, by ``evaluate()`` of the pair ``names``.
 
-    The pair is picked as its ``use`` picks it (an encode-only pair first for ``"encode"``).
+    ``evaluate`` picks a family's entry by scale, so it reads a copy of ``manifest`` where the
+    exported pair is the family's only entry: a pair exported under a new name beside the
+    shipped one is scored as itself, not as its name's sort order would mix the halves. It runs
+    as its ``use`` runs (an encode-only pair as ``resizer encode`` does; ``down`` would refuse it).
     """
-    from .. import weights as wapi
     from ..evaluation import evaluate
     from ..methods import RunOptions
 
@@ -207,13 +209,38 @@ def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, devic
     scores: Scores = {}
     if not bench:
         return scores
-    with wapi.manifest_override(manifest):
+    with _pair_alone(manifest, family, names):
         for r in evaluate(bench, [scale], down=family, up=family, options=RunOptions(device=str(device), use=use)):
             metrics = _metrics(r.psnr, r.ssim)
             if r.lr_psnr is not None:
                 metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)
             scores.setdefault(r.dataset, {})[f"x{fmt_scale(r.scale)}"] = metrics
     return scores
+
+
+@contextlib.contextmanager
+def _pair_alone(manifest: Path, family: str, names: Sequence[str]) -> Iterator[Path]:
+    """Within the block the active manifest is ``manifest`` less ``family``'s other entries.
+
+    The copy lies beside ``manifest`` (its ``file`` names stay valid) and is removed after.
+    """
+    import json
+    import os
+    import tempfile
+
+    from .. import weights as wapi
+
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    kept = [e for e in data if e.get("family") != family or e.get("name") in names]
+    fd, name = tempfile.mkstemp(prefix=".scoring-", suffix=".json", dir=manifest.parent)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(kept, out)
+        with wapi.manifest_override(path):
+            yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _chained_recipe(recipe: dict[str, Any], c: TrainConfig, segments: Sequence[dict[str, int]],
