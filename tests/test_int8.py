@@ -206,3 +206,21 @@ def test_recording_one_precision_keeps_the_others(tmp_path: Path, monkeypatch: p
     record_measurement("vdsr", {"int8": {"ranges": {"body.0": [0.0, 1.0]}}})
     rows = get_entry("vdsr").precision["cpu"]
     assert set(rows) == {"bf16", "int8"} and rows["bf16"]["speedup"] == 0.4
+
+
+@needs_int8
+def test_bench_runs_int8_only_for_calibrated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resizer import bench
+
+    monkeypatch.setattr(bench, "_MIN_SECONDS", 0.0)  # one run per measurement
+    _int8_manifest(tmp_path, monkeypatch, {"loss_db": {"set5": 0.002, "set14": 0.002}, "speedup": 1.7})
+    result = CliRunner().invoke(app, ["bench", "--method", "dair", "--method", "rrdbnet", "--scale", "2", "--scale", "4",
+                                      "--precision",
+                                      "fp32", "--precision", "int8", "--precision", "auto", "--megapixels", "0.002",
+                                      "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    speed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    rows = [(r["method"], r["scale"], r["precision"]) for r in speed if r.get("record") == "speed"]
+    assert rows.count(("dair", 2.0, "int8")) == 1 and ("dair", 2.0, "fp32") in rows  # auto is int8: run once
+    assert ("rrdbnet", 4.0, "fp32") in rows and ("dair", 4.0, "fp32") in rows
+    assert not any(p == "int8" and (m, s) != ("dair", 2.0) for m, s, p in rows)  # uncalibrated: no int8 row

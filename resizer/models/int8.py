@@ -106,7 +106,7 @@ class Int8Conv2d(nn.Module):
             warnings.simplefilter("ignore", UserWarning)
             q_x = torch.quantize_per_tensor(x, self.x_scale, self.x_zero_point, torch.quint8).int_repr()
         stride, padding, dilation, groups = self.geometry
-        return torch.ops.onednn.qconv2d_pointwise(
+        return torch.ops.onednn.qconv2d_pointwise(  # channels-last in, channels-last out: no layout copies
             q_x, self.x_scale, self.x_zero_point, self.packed, self.w_scales, self.w_zero_points, self.q_bias,
             stride, padding, dilation, groups, 1.0, 0, torch.float32, "none", [], "")
 
