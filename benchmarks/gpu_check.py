@@ -36,15 +36,20 @@ def _sets(root: Path, quick: bool, scratch: Path) -> dict[str, Path]:
 
 
 def quality(device: str, datasets: dict[str, Path], record: bool, megapixels: float) -> list[dict]:
+    import torch
+
     from resizer.precision import MAX_LOSS_DB
     from resizer.precision_survey import measure_entry, record_measurement
     from resizer.weights import read_manifest
 
+    # int8 is a CPU precision with its own calibration (benchmarks/measure_precision.py --precision int8)
+    low = [p for p in _float_precisions(torch.device(device)) if p != "fp32"]
     rows, done = [], set()
     for entry in read_manifest():
         if entry.name in done:
             continue
-        for name, measured in measure_entry(entry.name, datasets, device=device, megapixels=megapixels).items():
+        for name, measured in measure_entry(entry.name, datasets, device=device, megapixels=megapixels,
+                                            precisions=low).items():
             done.add(name)
             if record:
                 record_measurement(name, measured, device=device)
@@ -55,11 +60,17 @@ def quality(device: str, datasets: dict[str, Path], record: bool, megapixels: fl
     return rows
 
 
+def _float_precisions(device) -> list[str]:
+    """The precisions the device runs, int8 left out (it needs a calibrated network copy)."""
+    from resizer.precision import supported_precisions
+
+    return [p for p in supported_precisions(device) if p != "int8"]
+
+
 def tiling(device: str) -> list[dict]:
     import torch
 
     from resizer.engine import upscale_tensor
-    from resizer.precision import supported_precisions
     from resizer.weights import load
 
     rows = []
@@ -67,7 +78,7 @@ def tiling(device: str) -> list[dict]:
     x = torch.rand(1, 1, *side, generator=torch.Generator().manual_seed(0))
     for family, scale in (("asdn", 2.5), ("dair", 2), ("vdsr", 3)):
         model = load(family, scale, device=device).model
-        for precision in supported_precisions(torch.device(device)):
+        for precision in _float_precisions(torch.device(device)):
             whole = upscale_tensor(model, x, scale, tile=0, device=device, precision=precision)
             tiled = upscale_tensor(model, x, scale, tile=64 if device.startswith("cuda") else 32, device=device,
                                    precision=precision)

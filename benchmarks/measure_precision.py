@@ -1,10 +1,12 @@
-"""Measure bf16/fp16 against fp32 for bundled weights and record it in weights/manifest.json.
+"""Measure bf16/fp16/int8 against fp32 for bundled weights and record it in weights/manifest.json.
 
     python benchmarks/measure_precision.py asdn dair-x2          # named entries
     python benchmarks/measure_precision.py --all                 # every entry
     python benchmarks/measure_precision.py car-x4-up --dry-run   # print, write nothing
+    python benchmarks/measure_precision.py vdsr --precision int8 # one precision; the others' numbers stay
 
-Set5 and Set14 come from $RESIZER_DATASETS/bench (or --datasets DIR). Each entry gets a
+Set5 and Set14 come from $RESIZER_DATASETS/bench (or --datasets DIR), int8's calibration
+photos from its train folder. Each entry gets a
 ``precision`` field keyed by device kind (cpu, cpu-bf16, cuda, mps) that
 ``--precision auto`` reads: see resizer/precision_survey.py. Re-run it for weights
 that were retrained: exporting new weights drops the old file's measurements.
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--datasets", type=Path, default=None, help="folder holding bench/set5 and bench/set14")
     parser.add_argument("--megapixels", type=float, default=0.25, help="size of the timed synthetic image")
+    parser.add_argument("--precision", action="append", dest="precisions", default=None,
+                        help="measure only this low precision (repeatable; default: every one the device runs)")
     parser.add_argument("--dry-run", action="store_true", help="print the measurements, do not write the manifest")
     args = parser.parse_args(argv)
 
@@ -42,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if name in done:
             continue
         results = measure_entry(name, datasets, device=args.device, megapixels=args.megapixels,
-                                log=lambda text: print(f"measure_precision: {text}", file=sys.stderr, flush=True))
+                                log=lambda text: print(f"measure_precision: {text}", file=sys.stderr, flush=True),
+                                precisions=args.precisions, train=root / "train", dry_run=args.dry_run)
         for entry_name, measured in results.items():
             print(json.dumps({"entry": entry_name, **measured}), flush=True)
             if not args.dry_run:

@@ -226,11 +226,15 @@ def _measure_down(family: str, scale: float, megapixels: float, device, tile: in
 
     from .engine import default_tile
     from .image_io import Picture
-    from .learned import downscale_picture
+    from .learned import downscale_picture, inference_model
 
     if not learned_families()[family].is_pair or not float(scale).is_integer():
         return []
-    model = _build(family, scale, "down")
+    precision = _concrete(family, scale, "down", precision, device)
+    ranges = _int8_ranges(family, scale, "down", device)
+    if precision == "int8" and ranges is None:
+        return []  # no int8 calibration for these weights
+    model = inference_model(_build(family, scale, "down"), device, precision, ranges)
     if not model.supports_scale(scale):
         return []
     pixels = bench_picture(megapixels)
@@ -239,7 +243,6 @@ def _measure_down(family: str, scale: float, megapixels: float, device, tile: in
     image = Image.fromarray(pixels)
     p_seconds, p_runs, p_peak = _timed(lambda: image.resize((out_w, out_h), Image.Resampling.BICUBIC), "cpu")
     picture = Picture(pixels)
-    precision = _concrete(family, scale, "down", precision, device)
     run = dict(tile=tile, device=device, precision=precision)
     downscale_picture(model, Picture(pixels[:64, :64].copy()), int(scale), **run)  # warm-up
     seconds, runs, peak = _timed(lambda: downscale_picture(model, picture, int(scale), **run), device.type)
@@ -258,13 +261,26 @@ def _concrete(method: str, scale: float, task: str, precision: str, device) -> s
 
     if precision != "auto" or method not in learned_families():
         return choose_precision(precision, device)
+    return choose_precision(precision, device, _measured(method, scale, task))
+
+
+def _measured(method: str, scale: float, task: str) -> dict | None:
+    """The manifest entry's ``precision`` field for a learned family at ``scale`` (``None`` if none)."""
+    if method not in learned_families():
+        return None
     try:
         from .weights import find_entry
 
-        measured = find_entry(method, scale, task=task).precision
+        return find_entry(method, scale, task=task).precision
     except Exception:  # noqa: BLE001 - no weights for this scale: nothing measured
-        measured = None
-    return choose_precision(precision, device, measured)
+        return None
+
+
+def _int8_ranges(method: str, scale: float, task: str, device) -> dict | None:
+    """The int8 calibration of the family's weights at ``scale``; the bench's networks are built alike."""
+    from .precision import int8_ranges
+
+    return int8_ranges(_measured(method, scale, task), device)
 
 
 def _measure(method: str, scale: float, megapixels: float, device, tile: int | None,
@@ -293,12 +309,15 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
             return None
         from .learned import inference_model
 
-        model = inference_model(_build(method, scale), device)  # as resizer up runs it
+        precision = _concrete(method, scale, "up", precision, device)
+        ranges = _int8_ranges(method, scale, "up", device)
+        if precision == "int8" and ranges is None:
+            return None  # no int8 calibration for these weights
+        model = inference_model(_build(method, scale), device, precision, ranges)  # as resizer up runs it
         if not model.supports_scale(scale):
             return None
         picture = Picture(pixels)
         warm = Picture(pixels[:48, :64].copy())
-        precision = _concrete(method, scale, "up", precision, device)
 
         def run(p: Picture = picture) -> object:
             return upscale_picture(model, p, upscaled_size(p.height, p.width, scale), scale, tile=tile, device=device,
@@ -422,6 +441,8 @@ def _measure_all(order: list[str], scale: float, megapixels: float, dev, tile: i
         seen: dict[str, BenchRow] = {}
         for precision in ["fp32"] if name == EDSR else precisions:  # EDSR is the fp32 yardstick
             concrete = _concrete(name, scale, "up", precision, dev)
+            if concrete == "int8" and _int8_ranges(name, scale, "up", dev) is None:
+                continue  # no int8 calibration for these weights: no int8 row
             row = seen.get(concrete) or _measure(name, scale, megapixels, dev, tile, concrete)
             if row is None:
                 break  # the method cannot do this scale

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import threading
 import weakref
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from .image_io import Picture
 from .methods import Method, ResizeRequest, RunOptions, register_method
 from .models import ModelFamily, ResamplingModel, get_family, list_families
 from .ops import imresize
-from .precision import check_precision, choose_precision
+from .precision import check_precision, choose_precision, int8_ranges
 from .tensors import pixels_to_tensor, tensor_to_pixels
 
 if TYPE_CHECKING:
@@ -45,20 +46,43 @@ __all__ = ["LearnedMethod", "PairedMethod", "bicubic_to", "downscale_picture", "
 NETWORK_SLOT = threading.RLock()
 PIPELINED_FILES = 2  # one computing, one decoding or encoding beside it
 _CHANNELS_LAST: "weakref.WeakKeyDictionary[ResamplingModel, ResamplingModel]" = weakref.WeakKeyDictionary()
+_INT8: "weakref.WeakKeyDictionary[ResamplingModel, tuple[str, ResamplingModel]]" = weakref.WeakKeyDictionary()
 
 
-def inference_model(model: ResamplingModel, device: torch.device) -> ResamplingModel:
+def inference_model(model: ResamplingModel, device: torch.device, precision: str = "fp32",
+                    ranges: Mapping[str, Any] | None = None) -> ResamplingModel:
     """``model`` as it runs fastest on ``device``: on the CPU a channels-last copy where its class asks.
 
     A copy, cached per network, because the loader's network is shared and must not change;
     channels-last is a per-class choice (``ResamplingModel.channels_last``) made by measurement.
+    ``int8`` gets its own cached copy with int8 convolutions in the calibrated ``ranges``
+    (:func:`resizer.models.int8.quantized_copy`; the manifest's, :func:`resizer.precision.int8_ranges`).
     """
+    if device.type == "cpu" and precision == "int8":
+        from .models.int8 import quantized_copy
+
+        key = json.dumps(ranges or {}, sort_keys=True)  # re-measured ranges make a new copy
+        cached = _INT8.get(model)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            fast = quantized_copy(model, ranges or {})
+            _INT8[model] = (key, fast)
+            return fast
+        except ValueError as exc:
+            raise UsageError(f"--precision int8 is not available for this network ({exc}); use fp32 or auto") from None
     if device.type != "cpu" or not getattr(model, "channels_last", False):
         return model
-    fast = _CHANNELS_LAST.get(model)
+    return _cached_copy(_CHANNELS_LAST, model, lambda m: copy.deepcopy(m).to(memory_format=torch.channels_last))
+
+
+def _cached_copy(cache: "weakref.WeakKeyDictionary[ResamplingModel, ResamplingModel]", model: ResamplingModel,
+                 make: Callable[[ResamplingModel], Any]) -> ResamplingModel:
+    """``make(model)``, made once per network and kept while the network lives."""
+    fast = cache.get(model)
     if fast is None:
-        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        _CHANNELS_LAST[model] = fast
+        fast = make(model)
+        cache[model] = fast
     return fast
 
 
@@ -117,7 +141,18 @@ class LearnedMethod(Method):
         device = resolve_device(options.device)
         loaded = self.load_network(request.scale, options, request.direction, request.paired_with)
         measured = loaded.entry.precision if loaded.entry is not None else None
-        return str(device), choose_precision(options.precision, device, measured)
+        precision = choose_precision(options.precision, device, measured)
+        if precision == "int8" and int8_ranges(measured, device) is None:
+            raise UsageError(f"--precision int8 needs an int8 calibration of weights '{loaded.name}' in the manifest "
+                             f"(benchmarks/measure_precision.py {loaded.name} --precision int8); use fp32 or auto")
+        return str(device), precision
+
+    def network(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str, "LoadedModel", ResamplingModel]:
+        """``(device, precision, loaded weights, the network as it runs)`` for ``request``."""
+        device, precision = self.run_settings(request, options)
+        loaded = self.load_network(request.scale, options, request.direction, request.paired_with)
+        ranges = int8_ranges(loaded.entry.precision if loaded.entry is not None else None, torch.device(device))
+        return device, precision, loaded, inference_model(loaded.model, torch.device(device), precision, ranges)
 
     @property
     def draws_kernels(self) -> bool:
@@ -128,9 +163,7 @@ class LearnedMethod(Method):
         """Load the network for ``request.scale`` (cached by the weights loader) and run it."""
         self.validate(request, options)
         with NETWORK_SLOT:
-            device, precision = self.run_settings(request, options)
-            model = inference_model(self.load_network(request.scale, options, request.direction).model,
-                                    torch.device(device))
+            device, precision, _, model = self.network(request, options)
             width, height = request.size
             return upscale_picture(model, picture, (height, width), request.scale, tile=options.tile,
                                    device=device, precision=precision, progress=options.progress)
@@ -278,10 +311,8 @@ class PairedMethod(LearnedMethod):
         from ._version import __version__
         from .pairing import Pairing
 
-        device, precision = self.run_settings(request, options)
+        device, precision, loaded, model = self.network(request, options)
         scale = int(request.scale)
-        loaded = self.load_network(scale, options, request.direction, request.paired_with)
-        model = inference_model(loaded.model, torch.device(device))
         width, height = request.size
         if request.direction == "up":
             return upscale_picture(model, picture, (height, width), scale, tile=options.tile, device=device,

@@ -1,6 +1,7 @@
 """Inference precisions: what ``--precision`` means when a network runs, and how ``auto`` chooses.
 
-``fp32`` is the reference. ``bf16`` and ``fp16`` run a network under autocast; each model
+``fp32`` is the reference. ``bf16`` and ``fp16`` run a network under autocast, ``int8`` (CPUs
+with VNNI) its convolutions in 8 bits (:mod:`resizer.models.int8`, quantized at load); each model
 keeps its numerically sensitive parts in fp32 itself (the bicubic base, the residual
 add, the last layer, CAR's resampling: :func:`resizer.models.base.fp32_section`), so the
 engine stays model-agnostic. Naive autocast of the whole network moved pixels by up to
@@ -26,13 +27,13 @@ import torch
 
 from .errors import UsageError
 
-INFERENCE_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+INFERENCE_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
 MAX_LOSS_DB = 0.02  # the issue's quality budget against fp32, on Set5 and Set14 alike
 BENCH_SETS: tuple[str, ...] = ("set5", "set14")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 __all__ = ["BENCH_SETS", "INFERENCE_PRECISIONS", "MAX_LOSS_DB", "autocast_for", "check_precision", "choose_precision",
-           "cpu_bf16_native", "cpu_supports", "device_kind", "supported_precisions"]
+           "cpu_bf16_native", "cpu_int8_native", "cpu_supports", "device_kind", "int8_ranges", "supported_precisions"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,10 +55,23 @@ def cpu_bf16_native() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_int8_native() -> bool:
+    """True when the CPU has 8-bit dot products (AVX-512 VNNI, AVX-VNNI or AMX), which int8 inference needs to pay."""
+    flags = _cpu_flags()
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+
+
 def cpu_supports(precision: str) -> bool:
-    """Whether this torch build can run convolutions in ``precision`` on the CPU at all (oneDNN's own check)."""
+    """Whether this torch build can run convolutions in ``precision`` on the CPU at all (oneDNN's own check).
+
+    int8 is offered only where the CPU has VNNI: without it the int8 kernels are no faster.
+    """
     if precision == "fp32":
         return True
+    if precision == "int8":
+        from .models.int8 import int8_available
+
+        return cpu_int8_native() and int8_available()
     if not torch.backends.mkldnn.is_available():
         return False
     check = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}.get(precision)
@@ -85,19 +99,22 @@ def supported_precisions(device: torch.device) -> tuple[str, ...]:
         return ("fp32", "bf16", "fp16") if torch.cuda.is_bf16_supported() else ("fp32", "fp16")
     if device.type == "mps":
         return ("fp32", "fp16")
-    return tuple(p for p in ("fp32", "bf16", "fp16") if cpu_supports(p))
+    return tuple(p for p in ("fp32", "bf16", "fp16", "int8") if cpu_supports(p))
 
 
 def check_precision(precision: str | None, device: torch.device) -> str:
     """``precision`` normalised (``auto`` stays ``auto``); ``UsageError`` if unknown or not runnable on ``device``."""
     key = (precision or "auto").strip().lower()
     if key not in INFERENCE_PRECISIONS:
-        raise UsageError(f"unknown precision '{precision}' (expected auto, fp32, bf16 or fp16)")
+        raise UsageError(f"unknown precision '{precision}' (expected auto, fp32, bf16, fp16 or int8)")
     if key == "auto":
         return key
     usable = supported_precisions(device)
     if key not in usable:
-        where = "this CPU (or this torch build)" if device.type == "cpu" else f"{device}"
+        if device.type == "cpu":
+            where = "this CPU (int8 needs VNNI)" if key == "int8" else "this CPU (or this torch build)"
+        else:
+            where = f"{device} (int8 runs on CPUs only)" if key == "int8" else f"{device}"
         raise UsageError(f"--precision {key} is not supported on {where}; use {' or '.join(['auto', *usable])}")
     return key
 
@@ -126,6 +143,16 @@ def choose_precision(precision: str | None, device: torch.device,
     return best
 
 
+def int8_ranges(measured: Mapping[str, Any] | None, device: torch.device) -> Mapping[str, Any] | None:
+    """The int8 calibration (``{conv name: [low, high]}``) of a weights entry's ``precision`` field on ``device``.
+
+    It is stored beside the int8 measurements of this device kind; ``None`` where there is none.
+    """
+    row = (measured or {}).get(device_kind(device), {}).get("int8")
+    ranges = row.get("ranges") if isinstance(row, Mapping) else None
+    return ranges if isinstance(ranges, Mapping) and ranges else None
+
+
 def _within_budget(row: Mapping[str, Any]) -> bool:
     """True when ``row["loss_db"]`` holds every benchmark set, each at most ``MAX_LOSS_DB``."""
     losses = row.get("loss_db")
@@ -141,7 +168,14 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def autocast_for(device: torch.device, precision: str) -> Iterator[None]:
-    """Autocast to ``precision`` on ``device`` (nothing for fp32); thread-local, so every worker enters it."""
+    """Autocast to ``precision`` on ``device`` (int8: int8 convolutions; nothing for fp32); thread-local, so
+    every worker enters it."""
+    if precision == "int8":
+        from .models.int8 import int8_mode
+
+        with int8_mode():
+            yield
+        return
     dtype = autocast_dtype(precision)
     if dtype is None:
         yield

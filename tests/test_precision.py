@@ -62,8 +62,11 @@ def test_unsupported_or_unknown_precision_is_a_usage_error(monkeypatch: pytest.M
     for name in ("bf16", "fp16"):
         with pytest.raises(UsageError, match=f"--precision {name} is not supported"):
             prec.check_precision(name, CPU)
-    with pytest.raises(UsageError, match="unknown precision 'int8'"):
-        prec.check_precision("int8", CPU)
+    for name in ("int8", "int4"):  # int8: runnable here only where the CPU has VNNI (tests/test_int8.py)
+        with pytest.raises(UsageError, match=f"--precision {name} is not supported|unknown precision '{name}'"):
+            prec.check_precision(name, CPU)
+    with pytest.raises(UsageError, match="unknown precision 'int4'"):
+        prec.check_precision("int4", CPU)
 
 
 def _measured_manifest(tmp_path: Path, row: dict) -> Path:
@@ -121,8 +124,9 @@ def test_measurements_round_trip_through_the_manifest() -> None:
         for kind, rows in entry.precision.items():
             assert kind in ("cpu", "cpu-bf16", "cuda", "mps")
             for name, row in rows.items():
-                assert name in ("bf16", "fp16")
+                assert name in ("bf16", "fp16", "int8")
                 assert set(row["loss_db"]) == {"set5", "set14"} and row["speedup"] > 0
+                assert ("ranges" in row) == (name == "int8")  # int8 rows carry their calibration
 
 
 # Every bundled network: (family, scale, task). Output pixels of each low precision must stay

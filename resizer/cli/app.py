@@ -259,7 +259,7 @@ def root(
 # Options shared by several commands (Annotated aliases keep the signatures short).
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image.")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (the fastest precision measured within 0.02 dB of fp32 for these weights on this device, else fp32), fp32, bf16 or fp16.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (the fastest precision measured within 0.02 dB of fp32 for these weights on this device, else fp32), fp32, bf16, fp16 or int8 (CPUs with VNNI, weights calibrated for it).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]

@@ -15,7 +15,7 @@ BenchMethodOpt = Annotated[Optional[List[str]], typer.Option(
 BenchScaleOpt = Annotated[Optional[List[float]], typer.Option("--scale", "-s", help="Upscaling factor (repeatable). Default: 2 and 4.")]
 MegapixelsOpt = Annotated[float, typer.Option("--megapixels", help="Input image size in megapixels (rrdbnet gets 1/16).")]
 BenchPrecisionOpt = Annotated[Optional[List[str]], typer.Option(
-    "--precision", help="Precision to run the networks in (repeatable): fp32, bf16, fp16 or auto (a learned "
+    "--precision", help="Precision to run the networks in (repeatable): fp32, bf16, fp16, int8 or auto (a learned "
     "method's measured choice). Default: fp32. EDSR-baseline, the yardstick, always runs fp32.")]
 ChecksOpt = Annotated[bool, typer.Option(
     "--checks", help="Also measure peak RSS of a 3 MP image x2 (subprocess) and tiling overhead on 1 MP; slow on CPU.")]

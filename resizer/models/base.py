@@ -36,6 +36,7 @@ from torch import nn
 
 from ..geometry import upscaled_size
 from ..ops import imresize
+from .int8 import int8_suspended
 
 Color = Literal["y", "rgb"]
 
@@ -44,18 +45,20 @@ Color = Literal["y", "rgb"]
 def fp32_section(x: torch.Tensor) -> Iterator[None]:
     """Autocast off for the numerically sensitive part of a network (a no-op when autocast is off).
 
-    Under ``--precision bf16``/``fp16`` the engine runs a network under autocast. The parts
+    Under ``--precision bf16``/``fp16`` the engine runs a network under autocast (under
+    ``int8``, with int8 convolutions: :mod:`resizer.models.int8`). The parts
     an 8-bit output is sensitive to (the bicubic base, the residual add, the last layer,
     resampling by predicted kernels or offsets) stay fp32: every model marks them with
     this (or :func:`in_fp32`) and widens its inputs (:func:`widen`). In fp32 runs it
     changes nothing, so fp32 outputs stay bit-identical.
     """
     device_type = x.device.type
-    if device_type in ("cpu", "cuda", "mps") and torch.is_autocast_enabled(device_type):
-        with torch.autocast(device_type, enabled=False):
+    with int8_suspended():  # int8 convolutions (``--precision int8``) are off here as well
+        if device_type in ("cpu", "cuda", "mps") and torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type, enabled=False):
+                yield
+        else:
             yield
-    else:
-        yield
 
 
 def widen(t: torch.Tensor) -> torch.Tensor:

@@ -117,7 +117,9 @@ class CARDownscaler(ResamplingModel):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         feat = F.leaky_relu_(self.stem(x - 0.5), 0.2)
-        return self.trunk(self.body(feat)).add_(feat)
+        # Standard layout for the heads and the resampler (int8 convolutions leave it channels-last, and
+        # the resampler is slower so: 0.8x fp32's speed); a no-op in fp32.
+        return self.trunk(self.body(feat)).add_(feat).contiguous()
 
     def _heads(self, feat: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Softmax kernels and tanh-bounded offsets, in ``dtype``.

@@ -70,7 +70,7 @@ def _score(weights_path: Path, c: TrainConfig, bench: Sequence[Path], model: tor
             scores.setdefault(r.dataset, {})[f"x{fmt_scale(r.scale)}"] = _metrics(r.psnr, r.ssim)
         return scores, "evaluate_network"
     results = evaluate(bench, list(c.scored_scales), down="matlab-bicubic", up=family.name,
-                       options=RunOptions(weights=str(weights_path), device=str(device)))
+                       options=RunOptions(weights=str(weights_path), device=str(device), precision="fp32"))
     for r in results:
         scores.setdefault(r.dataset, {})[f"x{fmt_scale(r.scale)}"] = _metrics(r.psnr, r.ssim)
     return scores, "evaluate"
@@ -210,7 +210,8 @@ def _score_pair(c: TrainConfig, manifest: Path, family: str, scale: float, devic
     if not bench:
         return scores
     with _pair_alone(manifest, family, names):
-        for r in evaluate(bench, [scale], down=family, up=family, options=RunOptions(device=str(device), use=use)):
+        fp32 = RunOptions(device=str(device), precision="fp32", use=use)  # a manifest's scores are fp32 ones
+        for r in evaluate(bench, [scale], down=family, up=family, options=fp32):
             metrics = _metrics(r.psnr, r.ssim)
             if r.lr_psnr is not None:
                 metrics["thumbnail_psnr"] = round(float(r.lr_psnr), 4)
