@@ -17,12 +17,15 @@ from .framing import crop_picture
 from .geometry import SizePlan, SizeSpec, plan_size
 from .image_io import DEFAULT_MAX_PIXELS, Picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
-from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, encoded_pipeline, read_pairing
+from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, RESTORE_KEY, encoded_pipeline, read_pairing, recorded_restorer
 from .shrink_on_load import forget_full_size, source_size
 
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
 # metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_picture``).
 DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
+# ``decode`` of a lossy file in these formats with no resizer key keeps the decoded pixels (no restorer for them;
+# ``encode --max-bytes`` writes its full-size candidate so, without spending bytes on metadata).
+PLAIN_KEPT_FORMATS = ("WEBP", "AVIF", "JPEG2000", "HEIF")
 
 
 class _AsDecoded(Method):
@@ -66,7 +69,9 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
                 and (spec.empty or (spec.scale is not None and abs(spec.scale - pairing.scale) < 1e-9))):
             method = get_method(pairing.method)
             return method, ResizeRequest("up", pairing.original_size, pairing.scale), None
-        if require_pairing and pairing is None and encoded_pipeline(picture.metadata.text) == CODEC_ONLY:
+        plain_kept = (not any(k.startswith("resizer:") for k in picture.metadata.text)
+                      and picture.metadata.source_format in PLAIN_KEPT_FORMATS)
+        if require_pairing and pairing is None and (encoded_pipeline(picture.metadata.text) == CODEC_ONLY or plain_kept):
             size = (picture.width, picture.height)
             return AS_DECODED, ResizeRequest("up", size, 1.0), SizePlan(size, 1.0, keep=True)
         if require_pairing and pairing is None and picture.metadata.source_format in ("JPEG", "MPO"):
@@ -81,7 +86,7 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
                 f"of {pairing.original_size[0]}x{pairing.original_size[1]})")
             raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn' "
-                               "(nor a plain JPEG, which decode restores); enlarge ordinary images with "
+                               "(nor a plain JPEG, WebP, AVIF or JPEG 2000, which decode restores or keeps); enlarge ordinary images with "
                                "'resizer up --scale S'")
     if spec.empty:
         raise UsageError("give one of --scale, --width, --height, --fit or --fill (only thumbnails made by a paired method, "
@@ -142,6 +147,8 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
         source = picture
         if direction == "up" and plan is not None:
             picture = _restored_first(picture, restore, chosen, run, settings_used)
+        elif direction == "up" and RESTORE_KEY in picture.metadata.text:  # a paired thumbnail encode restored
+            picture = _restored_as_recorded(picture, run, settings_used)
         elif _is_restorer(chosen) and settings_used is not None:
             settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
                                         "reason": "plain jpeg, no pairing metadata"}
@@ -178,6 +185,25 @@ def _restored_first(picture: Picture, restore: bool | None, upscaler: Method, ru
             decision = dataclasses.replace(decision, method=None, reason=f"no weights for {decision.method}")
     if settings_used is not None:
         settings_used["restore"] = decision.to_json()
+    return picture
+
+
+def _restored_as_recorded(picture: Picture, run: RunOptions | None, settings_used: dict | None) -> Picture:
+    """A paired thumbnail restored by the family its ``resizer:restore`` key names, before its upscaler.
+
+    ``encode --max-bytes`` measured the round trip with that restoration, so it runs whatever the
+    estimated quality; a key naming no restoration family is an error rather than a guess.
+    """
+    from .restoration import restore_picture
+
+    name = recorded_restorer(picture.metadata.text)
+    restorer = get_method(name)
+    if not _is_restorer(restorer):
+        raise ResizerError(f"resizer:restore names '{name}', which is no restoration method")
+    quality = picture.metadata.jpeg_quality
+    picture = restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None))
+    if settings_used is not None:
+        settings_used["restore"] = {"method": name, "quality": quality, "reason": "recorded by encode"}
     return picture
 
 
