@@ -108,13 +108,14 @@ def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> N
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
-                   settings_used: dict | None = None) -> tuple[Picture, Method]:
+                   settings_used: dict | None = None, restore: bool | None = False) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point.
 
-    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with.
+    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with;
+    ``restore`` is :func:`resize_planned`'s (:class:`resizer.api.Resizer` passes ``None``, the CLI's default).
     """
     resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels,
-                                        settings_used)
+                                        settings_used, restore)
     return resized, chosen
 
 
