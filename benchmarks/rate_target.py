@@ -17,7 +17,11 @@ which resizer's plain JPEG has). Every candidate's own result is kept in the row
 table's last lines say what the search would reach without each kind of candidate (``without``).
 
     python benchmarks/rate_target.py [--rates 0.2,0.3,0.4,0.5,0.6] [--codec jpeg] [--json FILE]
-        [--no-smaller-scans] [DATASET ...]
+        [--no-smaller-scans] [--decode-passes N] [--all-pairing-keys] [DATASET ...]
+
+``--no-smaller-scans``, ``--decode-passes 1`` and ``--all-pairing-keys`` turn off, one at a time,
+the progressive-when-smaller coding, the 8-pass restoration ensemble of ``decode`` and the
+trimmed pairing keys, to measure what each adds.
 
 Datasets default to ``$RESIZER_DATASETS/bench/set5`` and ``.../set14``. Exits 1 when the target
 is missed (a gain below 0 at some point, or a mean gain below ``TARGET_MEAN_GAIN``).
@@ -38,6 +42,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from resizer import rate_encode, restoration
 from resizer.codec import codec_format
 from resizer.color import luma
 from resizer.evaluation import list_dataset
@@ -210,11 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="jpeg")
     parser.add_argument("--json", type=Path, help="also write every row as JSON lines")
     parser.add_argument("--no-smaller-scans", action="store_true", help="code JPEG baseline only (the search before)")
+    parser.add_argument("--decode-passes", type=int, default=None, help="decode's restoration ensemble (1: one pass)")
+    parser.add_argument("--all-pairing-keys", action="store_true", help="thumbnails keep resizer:model and :version")
     args = parser.parse_args(argv)
     root = Path(os.environ.get("RESIZER_DATASETS", "../shared/datasets"))
     folders = args.datasets or [root / "bench" / "set5", root / "bench" / "set14"]
     paths = [p for folder in folders for p in list_dataset(folder)]
     rates = [float(r) for r in args.rates.split(",")]
+    if args.decode_passes is not None:
+        restoration.DECODE_ENSEMBLE = args.decode_passes
+    if args.all_pairing_keys:
+        rate_encode.UNREAD_PAIRING_KEYS = ()
+    print(f"decode passes {restoration.DECODE_ENSEMBLE}, pairing keys left out {rate_encode.UNREAD_PAIRING_KEYS}, "
+          f"smaller scans {not args.no_smaller_scans}", file=sys.stderr)
     rows = measure(paths, rates, args.codec, RunOptions(), smaller_scans=not args.no_smaller_scans)
     if args.json:
         args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))

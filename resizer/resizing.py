@@ -151,9 +151,16 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
         elif direction == "up" and RESTORE_KEY in picture.metadata.text:  # a paired thumbnail encode restored
             picture = _restored_as_recorded(picture, run, settings_used)
         elif _is_restorer(chosen) and settings_used is not None:
+            from .restoration import DECODE_ENSEMBLE
+
             settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
-                                        "reason": "plain jpeg, no pairing metadata"}
-        resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
+                                        "reason": "plain jpeg, no pairing metadata", "passes": DECODE_ENSEMBLE}
+        if _is_restorer(chosen) and plan is None:  # decode of a plain JPEG: the ensemble, as for recorded restores
+            from .restoration import DECODE_ENSEMBLE, restore_picture
+
+            resized = forget_full_size(restore_picture(picture, chosen.name, run or RunOptions(), DECODE_ENSEMBLE))
+        else:
+            resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
         picture = source
         if settings_used is not None:
             settings_used["device"], settings_used["precision"] = chosen.run_settings(request, run or RunOptions())
@@ -195,16 +202,17 @@ def _restored_as_recorded(picture: Picture, run: RunOptions | None, settings_use
     ``encode --max-bytes`` measured the round trip with that restoration, so it runs whatever the
     estimated quality; a key naming no restoration family is an error rather than a guess.
     """
-    from .restoration import restore_picture
+    from . import restoration
 
     name = recorded_restorer(picture.metadata.text)
     restorer = get_method(name)
     if not _is_restorer(restorer):
         raise ResizerError(f"resizer:restore names '{name}', which is no restoration method")
     quality = picture.metadata.jpeg_quality
-    picture = restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None))
+    passes = restoration.DECODE_ENSEMBLE
+    picture = restoration.restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None), passes)
     if settings_used is not None:
-        settings_used["restore"] = {"method": name, "quality": quality, "reason": "recorded by encode"}
+        settings_used["restore"] = {"method": name, "quality": quality, "reason": "recorded by encode", "passes": passes}
     return picture
 
 

@@ -24,7 +24,7 @@ from resizer.metrics import psnr
 from resizer.pairing import RESTORE_KEY, read_pairing
 from resizer.rate_encode import (BicubicThumbnail, LearnedPair, RateTarget, candidates, choose, encode_to_budget,
                                  prepare)
-from resizer.restoration import restore_picture
+from resizer.restoration import DECODE_ENSEMBLE, restore_picture
 
 COMPACT = EncodeOptions(compact_text=True)
 
@@ -67,9 +67,9 @@ def test_a_restored_pair_decodes_with_restoration_first_and_without_the_key_as_b
         (tmp_path / name).write_bytes(encode_picture(entry.coded, "jpg", quality=25, options=COMPACT))
     thumbnail = load_picture(tmp_path / "restored.jpg")
     back, row = decode(tmp_path / "restored.jpg", tmp_path / "restored.png")
-    expected = upscaled(restore_picture(thumbnail), "dsn", (128, 96))
+    expected = upscaled(restore_picture(thumbnail, ensemble=DECODE_ENSEMBLE), "dsn", (128, 96))
     assert np.array_equal(back, expected)
-    assert row["restore"] == {"method": "dejpeg", "quality": 25, "reason": "recorded by encode"}
+    assert row["restore"] == {"method": "dejpeg", "quality": 25, "reason": "recorded by encode", "passes": 8}
     assert RESTORE_KEY not in load_picture(tmp_path / "restored.png").metadata.text
     # a file without the key (every file made before it existed): the upscaler on the decoded thumbnail, as before
     old, old_row = decode(tmp_path / "old.jpg", tmp_path / "old.png")
@@ -83,12 +83,12 @@ def test_the_bicubic_thumbnail_decodes_as_restoration_then_asdn(tmp_path: Path, 
     coded = BicubicThumbnail(2, "asdn", "dejpeg").coded(original, RunOptions())
     assert (coded.width, coded.height) == (64, 48)
     pairing = read_pairing(coded.metadata.text)
-    assert (pairing.method, pairing.model, pairing.scale, pairing.original_size) == (
-        "asdn", "matlab-bicubic", 2.0, (128, 96))
+    assert (pairing.method, pairing.scale, pairing.original_size) == ("asdn", 2.0, (128, 96))
+    assert "resizer:model" not in coded.metadata.text and "resizer:version" not in coded.metadata.text  # unread: bytes
     (tmp_path / "bic.jpg").write_bytes(encode_picture(coded, "jpg", quality=30, options=COMPACT))
     back, row = decode(tmp_path / "bic.jpg", tmp_path / "bic.png")
     assert row["method"] == "asdn" and row["restore"]["method"] == "dejpeg"
-    assert np.array_equal(back, upscaled(restore_picture(load_picture(tmp_path / "bic.jpg")), "asdn", (128, 96)))
+    assert np.array_equal(back, upscaled(restore_picture(load_picture(tmp_path / "bic.jpg"), ensemble=8), "asdn", (128, 96)))
     assert psnr(luma(photo_rgb), luma(back)) > 24  # a real picture came back
 
 
@@ -173,3 +173,24 @@ def test_a_full_size_webp_or_avif_choice_carries_no_metadata(tmp_path: Path, pho
     (tmp_path / f"out.{codec}").write_bytes(choice.data)
     back, _ = decode(tmp_path / f"out.{codec}", tmp_path / "back.png")
     assert psnr(luma(photo_rgb), luma(back)) == pytest.approx(choice.psnr, abs=1e-3)
+
+
+def test_the_restoration_ensemble_undoes_each_flip_and_beats_one_pass_on_a_photo(photo_rgb: np.ndarray,
+                                                                                 single_torch_thread) -> None:
+    decoded = load_picture(encode_picture(Picture(photo_rgb[:90, :124]), "jpg", quality=20))  # odd block grid
+    one = restore_picture(decoded)
+    eight = restore_picture(decoded, ensemble=8)
+    assert eight.pixels.shape == one.pixels.shape and eight.metadata.jpeg_quality is None
+    assert 0 < np.abs(eight.pixels.astype(int) - one.pixels.astype(int)).mean() < 2  # the same picture, not a shifted one
+    reference = luma(photo_rgb[:90, :124])
+    assert psnr(reference, luma(eight.pixels)) > psnr(reference, luma(one.pixels))
+    with pytest.raises(ValueError):
+        restore_picture(decoded, ensemble=3)
+
+
+def test_decode_of_a_plain_jpeg_uses_the_ensemble(tmp_path: Path, photo_rgb: np.ndarray, single_torch_thread) -> None:
+    path = tmp_path / "plain.jpg"
+    path.write_bytes(encode_picture(Picture(photo_rgb), "jpg", quality=30))
+    back, row = decode(path, tmp_path / "back.png")
+    assert row["method"] == "dejpeg" and row["restore"]["passes"] == DECODE_ENSEMBLE
+    assert np.array_equal(back, restore_picture(load_picture(path), ensemble=DECODE_ENSEMBLE).pixels)
