@@ -196,7 +196,7 @@ def table(rows: list[dict]) -> tuple[str, float, float]:
         if extra:
             lines.append(f"  against the {other} curve: mean {np.mean(extra):+.3f} dB, smallest {min(extra):+.3f} "
                          f"({len(extra)} points)")
-    kinds = {"restored pairs": lambda n: n.startswith("dejpeg-") and "asdn" not in n,
+    kinds = {"nothing (ranking scores: one restoration pass)": lambda n: False, "restored pairs": lambda n: n.startswith("dejpeg-") and "asdn" not in n,
              "bicubic + dejpeg + asdn": lambda n: "asdn" in n, "every restoration candidate": lambda n: n.startswith("dejpeg-")}
     for label, dropped in kinds.items():
         m, lo, count = without(rows, dropped)

@@ -52,6 +52,8 @@ class RunOptions:
     linear_light: bool = False  # resample colour in linear light (``--linear``; the classical filters only)
     # Filters: reduce by whole blocks first, down to this many times the output size (Pillow's reducing_gap)
     reducing_gap: float | None = None
+    # decode's restoration ensemble (passes of dejpeg; None: ``resizer.restoration.DECODE_ENSEMBLE``)
+    restore_passes: int | None = None
     # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
     progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 

@@ -151,14 +151,12 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
         elif direction == "up" and RESTORE_KEY in picture.metadata.text:  # a paired thumbnail encode restored
             picture = _restored_as_recorded(picture, run, settings_used)
         elif _is_restorer(chosen) and settings_used is not None:
-            from .restoration import DECODE_ENSEMBLE
-
             settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
-                                        "reason": "plain jpeg, no pairing metadata", "passes": DECODE_ENSEMBLE}
+                                        "reason": "plain jpeg, no pairing metadata", "passes": _passes(run)}
         if _is_restorer(chosen) and plan is None:  # decode of a plain JPEG: the ensemble, as for recorded restores
-            from .restoration import DECODE_ENSEMBLE, restore_picture
+            from .restoration import restore_picture
 
-            resized = forget_full_size(restore_picture(picture, chosen.name, run or RunOptions(), DECODE_ENSEMBLE))
+            resized = forget_full_size(restore_picture(picture, chosen.name, run or RunOptions(), _passes(run)))
         else:
             resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
         picture = source
@@ -196,21 +194,28 @@ def _restored_first(picture: Picture, restore: bool | None, upscaler: Method, ru
     return picture
 
 
+def _passes(run: RunOptions | None) -> int:
+    """How many passes decode's restoration averages (``RunOptions.restore_passes``, else the default)."""
+    from . import restoration
+
+    return (run.restore_passes if run is not None else None) or restoration.DECODE_ENSEMBLE
+
+
 def _restored_as_recorded(picture: Picture, run: RunOptions | None, settings_used: dict | None) -> Picture:
     """A paired thumbnail restored by the family its ``resizer:restore`` key names, before its upscaler.
 
     ``encode --max-bytes`` measured the round trip with that restoration, so it runs whatever the
     estimated quality; a key naming no restoration family is an error rather than a guess.
     """
-    from . import restoration
+    from .restoration import restore_picture
 
     name = recorded_restorer(picture.metadata.text)
     restorer = get_method(name)
     if not _is_restorer(restorer):
         raise ResizerError(f"resizer:restore names '{name}', which is no restoration method")
     quality = picture.metadata.jpeg_quality
-    passes = restoration.DECODE_ENSEMBLE
-    picture = restoration.restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None), passes)
+    passes = _passes(run)
+    picture = restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None), passes)
     if settings_used is not None:
         settings_used["restore"] = {"method": name, "quality": quality, "reason": "recorded by encode", "passes": passes}
     return picture

@@ -22,8 +22,8 @@ from resizer.image_io import WRITE_FORMATS, EncodeOptions, Picture, encode_pictu
 from resizer.methods import ResizeRequest, RunOptions, get_method
 from resizer.metrics import psnr
 from resizer.pairing import RESTORE_KEY, read_pairing
-from resizer.rate_encode import (BicubicThumbnail, LearnedPair, RateTarget, candidates, choose, encode_to_budget,
-                                 prepare)
+from resizer.rate_encode import (BicubicThumbnail, LearnedPair, RateTarget, candidates, choose, decoded_result,
+                                 encode_to_budget, prepare)
 from resizer.restoration import DECODE_ENSEMBLE, restore_picture
 
 COMPACT = EncodeOptions(compact_text=True)
@@ -128,8 +128,10 @@ def test_the_budget_holds_and_decode_matches_the_encoder_for_every_restored_choi
             path = tmp_path / f"{entry.candidate.name}.jpg"
             path.write_bytes(entry.encodings[tried["quality"]])
             back, row = decode(path, tmp_path / f"{entry.candidate.name}.png")
-            assert row["restore"]["reason"] == "recorded by encode"
-            assert psnr(luma(photo_rgb), luma(back)) == pytest.approx(tried["psnr"], abs=1e-3)
+            assert row["restore"]["reason"] == "recorded by encode" and row["restore"]["passes"] == DECODE_ENSEMBLE
+            assert np.array_equal(back, decoded_result(path.read_bytes(), RunOptions()).pixels)
+            one_pass = decoded_result(path.read_bytes(), RunOptions(restore_passes=1)).pixels  # the ranking score
+            assert psnr(luma(photo_rgb), luma(one_pass)) == pytest.approx(tried["psnr"], abs=1e-3)
             seen.add(entry.candidate.name)
     assert {"dejpeg-dsn-x2", "dejpeg-asdn-x2"} <= seen
 
