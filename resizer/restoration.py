@@ -31,8 +31,9 @@ SCORED_QUALITIES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 # Above this estimated quality restoration is skipped: the blind network's gain on Set5 fell to 0 dB at
 # quality 70 and below it from there (Set14: at 80), see benchmarks/measure_restoration.py.
 MAX_RESTORED_QUALITY = 70
-# ``decode`` restores with the mean of this many flipped/transposed passes (1, 2, 4 or 8): on Set5/Set14
-# JPEGs at quality 10-45 the 8 passes added +0.005 to +0.15 dB (mean +0.06) over one; ``up`` keeps one pass.
+# ``decode`` restores with the mean of this many flipped/transposed passes (1, 2, 4 or 8): on 5 Set5/Set14
+# images as JPEG at quality 10, 25 and 45 the 8 passes added +0.005 to +0.15 dB (mean +0.06) over one;
+# ``up`` keeps one pass.
 DECODE_ENSEMBLE = 8
 
 
