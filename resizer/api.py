@@ -56,13 +56,19 @@ class Resizer:
     ``device`` is as ``--device`` takes it (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``);
     ``precision``, ``tile`` and ``weights`` are those of the command line; ``max_output_pixels``
     refuses absurd outputs before any pixel is made (``None``: no limit); ``linear`` resamples
-    in linear light (``--linear``, the classical filters only).
+    in linear light (``--linear``, the classical filters only); ``restore`` is ``up``'s
+    ``--restore/--no-restore``: a JPEG input (a path, file bytes or a Pillow image read from a
+    JPEG) is first cleared of its compression artefacts by the learned restorer (``dejpeg``, up to
+    estimated quality 70) before a learned upscaler, as the command line does by default (``None``);
+    ``False`` turns it off, ``True`` restores before the classical filters too.
     """
 
     def __init__(self, method: str | None = None, *, device: str = "auto", precision: str = "auto",
                  tile: int | None = None, weights: str | None = None,
-                 max_output_pixels: int | None = DEFAULT_MAX_PIXELS, linear: bool = False) -> None:
+                 max_output_pixels: int | None = DEFAULT_MAX_PIXELS, linear: bool = False,
+                 restore: bool | None = None) -> None:
         self.method = method.strip().lower() if method else None
+        self.restore = restore
         self.options = RunOptions(device=device, tile=tile, precision=precision, weights=weights, linear_light=linear)
         self.max_output_pixels = max_output_pixels
         self.last_method: Method | None = None  # the method that served the latest call
@@ -86,7 +92,8 @@ class Resizer:
         picture = as_picture(image)
         target = _target(picture, SizeAsked(scale, width, height, fit, fill, gravity), direction)
         resized, self.last_method = resize_picture(picture, target.direction, target.spec, self.method,
-                                                   self.options, max_output_pixels=self.max_output_pixels)
+                                                   self.options, max_output_pixels=self.max_output_pixels,
+                                                   restore=self.restore)
         return like(image, resized)
 
 
@@ -95,7 +102,7 @@ def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: i
            direction: Direction | None = None, method: str | None = None,
            device: str = "auto", precision: str = "auto", tile: int | None = None,
            weights: str | None = None, max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
-           linear: bool = False) -> T | Picture:
+           linear: bool = False, restore: bool | None = None) -> T | Picture:
     """Resize a Pillow image, NumPy array, :class:`Picture`, path or file bytes; return the same kind.
 
     - Pillow image in, Pillow image out (mode L, LA, RGB, RGBA or I;16; ``info`` keeps the
@@ -115,7 +122,7 @@ def resize(image: T | str | os.PathLike, *, scale: float | None = None, width: i
     (32, 24)
     """
     return Resizer(method, device=device, precision=precision, tile=tile, weights=weights,
-                   max_output_pixels=max_output_pixels, linear=linear)(image, scale=scale, width=width, height=height, fit=fit,
+                   max_output_pixels=max_output_pixels, linear=linear, restore=restore)(image, scale=scale, width=width, height=height, fit=fit,
                                                         fill=fill, gravity=gravity, direction=direction)
 
 

@@ -87,6 +87,11 @@ def decode_settings(format: str | None = None, **batch: Any) -> BatchSettings:
     Default output names are tagged ``dec`` and, unless ``format`` or an output file name
     says otherwise, written as PNG (a lossless result; re-encoding would add artefacts).
     """
+    from .restoration import ENSEMBLE_PASSES
+
+    run = batch.get("run")
+    if run is not None and run.restore_passes not in (None, *ENSEMBLE_PASSES):
+        raise UsageError(f"--ensemble is 1, 2, 4 or 8 passes, not {run.restore_passes}")
     output = batch.get("output")
     if format is None and (output is None or output.endswith(("/", "\\")) or Path(output).is_dir()):
         format = "png"

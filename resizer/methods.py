@@ -58,6 +58,8 @@ class RunOptions:
     # Who the result is for: "view" (down/up, the API: a pair's thumbnails are seen, so encode-only
     # pairs are refused) or "encode" (``resizer encode``: encode-only pairs first). See WeightsEntry.use.
     use: str = "view"
+    # decode's restoration ensemble (passes of dejpeg; None: ``resizer.restoration.DECODE_ENSEMBLE``)
+    restore_passes: int | None = None
     # Called with (tiles done, tiles in total) as a learned method's network runs (the per-image bar).
     progress: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 

@@ -13,6 +13,9 @@ A paired downscaler (CAR, DSN) writes these keys into the thumbnail's metadata
 :func:`encoded_pipeline`): ``resizer:pipeline`` is ``codec`` for the codec alone at full size
 (``decode`` then keeps the decoded pixels) or ``<method>-x<scale>`` for a learned pair (which the
 keys above restore). The quality is in the codec's own headers; no byte more is spent on it.
+``resizer:restore`` (:func:`recorded_restorer`), when present, names the restoration family
+``decode`` runs on the decoded thumbnail before its upscaler (``encode --max-bytes`` measured
+that it helps); a file without it is upscaled as decoded, as before the key existed.
 
 ``resizer up`` without ``--method`` reads them (:func:`read_pairing`) and restores the
 original size with the paired upscaler. This is the one pairing mechanism: every paired
@@ -28,11 +31,13 @@ from dataclasses import dataclass
 from .errors import ResizerError
 from .geometry import downscaled_size
 
-__all__ = ["Pairing", "read_pairing", "PAIRING_KEYS", "ENCODE_KEYS", "CODEC_ONLY", "encoded_pipeline"]
+__all__ = ["Pairing", "read_pairing", "PAIRING_KEYS", "ENCODE_KEYS", "CODEC_ONLY", "RESTORE_KEY", "encoded_pipeline",
+           "recorded_restorer"]
 
 PAIRING_KEYS = ("resizer:method", "resizer:model", "resizer:version", "resizer:scale", "resizer:original_size")
 PIPELINE_KEY = "resizer:pipeline"
-ENCODE_KEYS = (PIPELINE_KEY,)
+RESTORE_KEY = "resizer:restore"  # the restoration family run on a thumbnail before its upscaler
+ENCODE_KEYS = (PIPELINE_KEY, RESTORE_KEY)
 CODEC_ONLY = "codec"  # the pipeline of a file coded at full size, whose decode is the decoded file itself
 _SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
 # A family (a ``--method`` name) and a model: a manifest entry's name, or the file name of the
@@ -104,3 +109,19 @@ def encoded_pipeline(text: dict[str, str]) -> str | None:
     """The pipeline ``resizer encode`` recorded in ``text`` (``codec``, ``dsn-x2``, ...), or ``None``."""
     value = text.get(PIPELINE_KEY, "").strip().lower()
     return value if value and _METHOD.fullmatch(value) else None
+
+
+def recorded_restorer(text: dict[str, str], name: str | None = None) -> str | None:
+    """The restoration family ``encode`` recorded to run before the upscaler (``resizer:restore``), or ``None``.
+
+    A value that is no family name is an error (naming ``name``): the file was made by
+    resizer, and upscaling it without the restoration it was measured with would be wrong.
+    """
+    value = text.get(RESTORE_KEY)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not _METHOD.fullmatch(value):
+        where = f"{name}: " if name else ""
+        raise ResizerError(f"{where}resizer:restore names no valid restoration method ({value[:60]!r})")
+    return value

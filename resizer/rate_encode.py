@@ -34,15 +34,20 @@ from .errors import ModelError, ResizerError, UsageError
 from .geometry import SizeSpec
 from .image_io import EncodeOptions, Picture, encode_picture, load_picture, to_8bit
 from .methods import ResizeRequest, RunOptions, get_method
-from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, PIPELINE_KEY
+from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, PIPELINE_KEY, RESTORE_KEY
 from .resizing import resize_planned
 
-__all__ = ["RateTarget", "Candidate", "CodecAlone", "PlainJpeg", "LearnedPair", "RateChoice", "Prepared", "candidates",
-           "prepare", "choose", "encode_to_budget", "decoded_result", "for_codec", "highest_fitting_quality"]
+__all__ = ["RateTarget", "Candidate", "CodecAlone", "PlainCodec", "PlainJpeg", "LearnedPair", "BicubicThumbnail",
+           "RateChoice", "Prepared", "candidates", "prepare", "choose", "encode_to_budget", "decoded_result", "for_codec",
+           "highest_fitting_quality"]
 
 LOWEST_QUALITY, HIGHEST_QUALITY = 1, 100
 PAIR_SCALES = (2, 3, 4)
 PROBE_ABOVE = 3  # qualities tried past the bisection's first miss (sizes are not strictly monotone)
+# Pairing keys a rate-targeted thumbnail leaves out: ``decode`` reads the method, the model (which pair
+# made it: an encode-only one), the scale and the original size, not the version (some 15 bytes of a
+# budget, 1 % of a 1.5 kB file). Empty: write them all.
+UNREAD_PAIRING_KEYS: tuple[str, ...] = ("resizer:version",)
 
 
 @dataclass(frozen=True)
@@ -72,14 +77,30 @@ class RateTarget:
 
 
 class Candidate:
-    """One pipeline: what gets coded (``coded``, run once per image); ``decode`` makes the rest."""
+    """One pipeline: what gets coded (``coded``, run once per image); ``decode`` makes the rest.
+
+    ``made_from`` names the expensive part (a downscale): candidates that share it (a pair with
+    and without restoration first) differ only in their keys, and :func:`prepare` runs it once.
+    """
 
     name: str = ""
     scale: int = 1
 
+    @property
+    def made_from(self) -> str:
+        return self.name
+
+    def make(self, picture: Picture, run: RunOptions) -> Picture:
+        """The picture before its keys (the full-size picture, or a thumbnail)."""
+        return picture
+
+    def label(self, made: Picture, original: Picture) -> Picture:
+        """``made`` with the metadata ``decode`` reads (a fresh metadata object: ``made`` may be shared)."""
+        raise NotImplementedError
+
     def coded(self, picture: Picture, run: RunOptions) -> Picture:
         """The picture the codec compresses, with the metadata ``decode`` reads."""
-        raise NotImplementedError
+        return self.label(self.make(picture, run), picture)
 
 
 class CodecAlone(Candidate):
@@ -87,34 +108,89 @@ class CodecAlone(Candidate):
 
     name = CODEC_ONLY
 
-    def coded(self, picture: Picture, run: RunOptions) -> Picture:
-        return _recorded(_without_resizer_keys(picture), CODEC_ONLY)
+    def label(self, made: Picture, original: Picture) -> Picture:
+        return _recorded(_without_resizer_keys(made), CODEC_ONLY)
 
 
-class PlainJpeg(Candidate):
+class PlainCodec(Candidate):
+    """The codec at full size with no resizer key: ``decode`` keeps a plain WebP, AVIF or JPEG 2000 as decoded."""
+
+    name = "plain"
+
+    def label(self, made: Picture, original: Picture) -> Picture:
+        return _without_resizer_keys(made)
+
+
+class PlainJpeg(PlainCodec):
     """The codec at full size with no resizer key: ``decode`` treats it as any plain JPEG (restored, or as decoded)."""
 
     name = "jpeg-restore"
 
-    def coded(self, picture: Picture, run: RunOptions) -> Picture:
-        return _without_resizer_keys(picture)
-
 
 @dataclass
 class LearnedPair(Candidate):
-    """A learned pair's downscale at ``scale``; ``decode`` runs its partner upscaler (the pairing metadata)."""
+    """A learned pair's downscale at ``scale``; ``decode`` runs its partner upscaler (the pairing metadata).
+
+    With ``restorer`` (``dejpeg``), ``decode`` first restores the decoded thumbnail with it
+    (``resizer:restore``): the pair's upscaler was trained through JPEG, but at low qualities
+    the restoration network still removes artefacts it leaves (measured: up to +0.45 dB).
+    """
 
     method: str
     scale: int
+    restorer: str | None = None
 
     @property
     def name(self) -> str:  # type: ignore[override]
+        pair = f"{self.method}-x{self.scale}"
+        return f"{self.restorer}-{pair}" if self.restorer else pair
+
+    @property
+    def made_from(self) -> str:
         return f"{self.method}-x{self.scale}"
 
-    def coded(self, picture: Picture, run: RunOptions) -> Picture:
-        thumbnail = resize_planned(picture, "down", SizeSpec(scale=self.scale), self.method, for_codec(run), False,
-                                   None)[0]
-        return _recorded(thumbnail, self.name)
+    def make(self, picture: Picture, run: RunOptions) -> Picture:
+        return resize_planned(picture, "down", SizeSpec(scale=self.scale), self.method, for_codec(run), False,
+                              None)[0]
+
+    def label(self, made: Picture, original: Picture) -> Picture:
+        return _recorded(_without_unread_keys(made), self.name, self.restorer)
+
+
+@dataclass
+class BicubicThumbnail(Candidate):
+    """A MATLAB-bicubic thumbnail; ``decode`` restores it (``restorer``) and enlarges it with ``upscaler``.
+
+    The pairing keys name the upscaler (``asdn``, the bundled arbitrary-scale one) and the
+    original size, so ``decode`` needs nothing new beyond ``resizer:restore``.
+    """
+
+    scale: int = 2
+    upscaler: str = "asdn"
+    restorer: str = "dejpeg"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"{self.restorer}-{self.upscaler}-x{self.scale}"
+
+    @property
+    def made_from(self) -> str:
+        return f"bicubic-x{self.scale}"
+
+    def make(self, picture: Picture, run: RunOptions) -> Picture:
+        return resize_planned(_without_resizer_keys(picture), "down", SizeSpec(scale=self.scale), "matlab-bicubic",
+                              run, False, None)[0]
+
+    def label(self, made: Picture, original: Picture) -> Picture:
+        from . import __version__
+        from .pairing import Pairing
+
+        made = copy.copy(made)
+        pairing = Pairing(self.upscaler, "matlab-bicubic", __version__, float(self.scale), (original.width, original.height))
+        text = {**made.metadata.text, **pairing.to_text()}
+        del text["resizer:model"]  # no learned downscaler made it: decode runs the upscaler's own entry
+        made.metadata = dataclasses.replace(made.metadata, text=text)
+        return _recorded(_without_unread_keys(made), self.name, self.restorer)
 
 
 def for_codec(run: RunOptions) -> RunOptions:
@@ -133,10 +209,20 @@ def _without_resizer_keys(picture: Picture) -> Picture:
     return picture
 
 
-def _recorded(picture: Picture, pipeline: str) -> Picture:
+def _without_unread_keys(picture: Picture) -> Picture:
+    """A copy of a thumbnail without the pairing keys ``decode`` does not read (:data:`UNREAD_PAIRING_KEYS`)."""
+    picture = copy.copy(picture)
+    text = {k: v for k, v in picture.metadata.text.items() if k not in UNREAD_PAIRING_KEYS}
+    picture.metadata = dataclasses.replace(picture.metadata, text=text)
+    return picture
+
+
+def _recorded(picture: Picture, pipeline: str, restorer: str | None = None) -> Picture:
     """``picture`` with a fresh metadata object whose text names ``pipeline`` (stale encode keys dropped)."""
     text = {k: v for k, v in picture.metadata.text.items() if k not in ENCODE_KEYS}
     text[PIPELINE_KEY] = pipeline
+    if restorer:
+        text[RESTORE_KEY] = restorer
     picture.metadata = dataclasses.replace(picture.metadata, text=text)
     return picture
 
@@ -155,7 +241,9 @@ def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
     method = get_method(target.method)
     if not isinstance(method, PairedMethod):
         raise UsageError(f"method '{target.method}' is not a learned down/up pair (dsn or car)")
-    found: list[Candidate] = [CodecAlone(), *([PlainJpeg()] if target.codec == "jpeg" else [])]
+    jpeg = target.codec == "jpeg"
+    restorer = _restorer(run) if jpeg else None
+    found: list[Candidate] = [CodecAlone(), PlainJpeg()] if jpeg else [PlainCodec()]
     problems: list[ResizerError] = []
     for scale in target.scales:
         try:
@@ -165,9 +253,29 @@ def candidates(target: RateTarget, run: RunOptions) -> list[Candidate]:
             problems.append(exc)
             continue
         found.append(LearnedPair(method.name, int(scale)))
+        if restorer:
+            found.append(LearnedPair(method.name, int(scale), restorer))
     if not any(isinstance(c, LearnedPair) for c in found) and problems:
         raise problems[0]
+    if restorer and 2 in target.scales and _usable("asdn", 2.0, run):
+        found.append(BicubicThumbnail(2, "asdn", restorer))
     return found
+
+
+def _usable(name: str, scale: float, run: RunOptions) -> bool:
+    """True if method ``name`` can upscale by ``scale`` here (its weights are installed)."""
+    try:
+        get_method(name).validate(ResizeRequest("up", (64, 64), scale), run)
+    except (ModelError, UsageError):
+        return False
+    return True
+
+
+def _restorer(run: RunOptions) -> str | None:
+    """The JPEG restoration family the restored candidates use, or None without its weights."""
+    from .restoration import DEFAULT_RESTORER
+
+    return DEFAULT_RESTORER if _usable(DEFAULT_RESTORER, 1.0, run) else None
 
 
 def decoded_result(data: bytes, run: RunOptions) -> Picture:
@@ -221,7 +329,8 @@ class RateChoice:
     pixels: int  # of the original, for bits per pixel
     psnr: float
     size: tuple[int, int]  # (width, height) of the coded picture
-    tried: dict[str, dict[str, Any]] = field(default_factory=dict)  # every candidate's best fit
+    # every candidate's best fit; its "psnr" is the ranking one (decode with one restoration pass)
+    tried: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def bpp(self) -> float:
@@ -241,6 +350,7 @@ class Prepared:
     coded: Picture
     encodings: dict[int, bytes] = field(default_factory=dict)
     scores: dict[int, float] = field(default_factory=dict)
+    lumas: dict[int, np.ndarray] | None = None  # the decoded luma by quality, when a caller keeps it (benchmarks)
 
 
 @dataclass
@@ -250,11 +360,18 @@ class _Context:
     strip: bool
     options: EncodeOptions | None
     run: RunOptions
+    smaller_scans: bool  # JPEG: also try progressive scans at each quality and keep the smaller file
 
 
 def prepare(picture: Picture, pipelines: Sequence[Candidate], run: RunOptions) -> list[Prepared]:
-    """Each candidate's coded picture (the learned downscales run here, once per image and candidate)."""
-    return [Prepared(c, c.coded(picture, run)) for c in pipelines]
+    """Each candidate's coded picture (the downscales run here, once per image and ``made_from``)."""
+    made: dict[str, Picture] = {}
+    prepared = []
+    for candidate in pipelines:
+        if candidate.made_from not in made:
+            made[candidate.made_from] = candidate.make(picture, run)
+        prepared.append(Prepared(candidate, candidate.label(made[candidate.made_from], picture)))
+    return prepared
 
 
 def _luma(picture: Picture) -> np.ndarray:
@@ -265,30 +382,48 @@ def _luma(picture: Picture) -> np.ndarray:
 
 def _encode(entry: Prepared, quality: int, context: _Context) -> bytes:
     if quality not in entry.encodings:
-        entry.encodings[quality] = encode_picture(entry.coded, context.fmt, quality=quality, strip=context.strip,
-                                                  options=context.options)
+        data = encode_picture(entry.coded, context.fmt, quality=quality, strip=context.strip, options=context.options)
+        if context.smaller_scans:  # the same coefficients, so the same pixels: only the entropy coding differs
+            options = dataclasses.replace(context.options or EncodeOptions(), progressive=True)
+            progressive = encode_picture(entry.coded, context.fmt, quality=quality, strip=context.strip,
+                                         options=options)
+            data = progressive if len(progressive) < len(data) else data
+        entry.encodings[quality] = data
     return entry.encodings[quality]
 
 
 def _score(entry: Prepared, quality: int, context: _Context) -> float:
+    """The candidate's ranking PSNR: ``decode``'s result with one restoration pass (8 would take 8 times as long)."""
     from .metrics import psnr
 
     if quality not in entry.scores:
-        result = decoded_result(entry.encodings[quality], context.run)
-        entry.scores[quality] = psnr(context.reference, _luma(result))
+        result = _luma(decoded_result(entry.encodings[quality], dataclasses.replace(context.run, restore_passes=1)))
+        entry.scores[quality] = psnr(context.reference, result)
+        if entry.lumas is not None:
+            entry.lumas[quality] = result
     return entry.scores[quality]
 
 
 def choose(original: Picture, prepared: Sequence[Prepared], target: RateTarget, *, run: RunOptions = RunOptions(),
-           strip: bool = False, options: EncodeOptions | None = None, name: str = "<image>") -> RateChoice:
-    """The best candidate under ``target``'s budget for ``original``; ``ResizerError`` naming ``name`` if none fits."""
+           strip: bool = False, options: EncodeOptions | None = None, name: str = "<image>",
+           smaller_scans: bool = True) -> RateChoice:
+    """The best candidate under ``target``'s budget for ``original``; ``ResizerError`` naming ``name`` if none fits.
+
+    ``smaller_scans``: for JPEG without ``--progressive``, each quality is also coded with
+    progressive scans and the smaller file kept (the same pixels in up to 4 % fewer bytes).
+    Candidates are ranked on ``decode``'s result with one restoration pass; the winner's PSNR
+    is then measured as ``decode`` makes it (:data:`resizer.restoration.DECODE_ENSEMBLE` passes),
+    which keeps the search's time near a single pass's.
+    """
     # resizer's keys as a JPEG comment, not XMP: some 220 bytes more for the image
     options = dataclasses.replace(options or EncodeOptions(), compact_text=True)
-    context = _Context(_luma(original), target.format, strip, options, run)
+    scans = smaller_scans and target.codec == "jpeg" and not options.progressive
+    context = _Context(_luma(original), target.format, strip, options, run, scans)
     budget = target.budget(original.width, original.height)
     best: RateChoice | None = None
     tried: dict[str, dict[str, Any]] = {}
     smallest: tuple[int, str] | None = None
+    restoring = {e.candidate.name for e in prepared if _restores(e.candidate, target)}
     for entry in prepared:
         fit = highest_fitting_quality(lambda q: _encode(entry, q, context), budget)
         lowest = len(entry.encodings[LOWEST_QUALITY])
@@ -305,8 +440,17 @@ def choose(original: Picture, prepared: Sequence[Prepared], target: RateTarget, 
     if best is None:
         raise ResizerError(f"{name}: no file fits in {budget} bytes: the smallest, {smallest[1]} at quality "
                            f"{LOWEST_QUALITY}, takes {smallest[0]}; raise --max-bytes/--bpp")
+    if best.pipeline in restoring:  # the winner's PSNR as decode makes it, with every restoration pass
+        from .metrics import psnr
+
+        best.psnr = psnr(context.reference, _luma(decoded_result(best.data, run)))
     best.tried = tried
     return best
+
+
+def _restores(candidate: Candidate, target: RateTarget) -> bool:
+    """True if ``decode`` may run a restoration on this candidate's file (its PSNR then depends on the passes)."""
+    return isinstance(candidate, PlainJpeg) or bool(getattr(candidate, "restorer", None))
 
 
 def encode_to_budget(picture: Picture, target: RateTarget, *, run: RunOptions = RunOptions(), strip: bool = False,

@@ -17,12 +17,15 @@ from .framing import crop_picture
 from .geometry import SizePlan, SizeSpec, plan_size
 from .image_io import DEFAULT_MAX_PIXELS, Picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
-from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, encoded_pipeline, read_pairing
+from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, RESTORE_KEY, encoded_pipeline, read_pairing, recorded_restorer
 from .shrink_on_load import forget_full_size, source_size
 
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
 # metadata (a CAR/DSN thumbnail), whose own upscaler then restores it (``plan_picture``).
 DEFAULT_METHOD: dict[str, str] = {"down": "lanczos", "up": "asdn"}
+# ``decode`` of a lossy file in these formats with no resizer key keeps the decoded pixels (no restorer for them;
+# ``encode --max-bytes`` writes its full-size candidate so, without spending bytes on metadata).
+PLAIN_KEPT_FORMATS = ("WEBP", "AVIF", "JPEG2000", "HEIF")
 
 
 class _AsDecoded(Method):
@@ -67,7 +70,9 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
             method = get_method(pairing.method)
             request = ResizeRequest("up", pairing.original_size, pairing.scale, paired_with=pairing.model or None)
             return method, request, None
-        if require_pairing and pairing is None and encoded_pipeline(picture.metadata.text) == CODEC_ONLY:
+        plain_kept = (not any(k.startswith("resizer:") for k in picture.metadata.text)
+                      and picture.metadata.source_format in PLAIN_KEPT_FORMATS)
+        if require_pairing and pairing is None and (encoded_pipeline(picture.metadata.text) == CODEC_ONLY or plain_kept):
             size = (picture.width, picture.height)
             return AS_DECODED, ResizeRequest("up", size, 1.0), SizePlan(size, 1.0, keep=True)
         if require_pairing and pairing is None and picture.metadata.source_format in ("JPEG", "MPO"):
@@ -82,7 +87,7 @@ def plan_picture(picture: Picture, direction: Direction, spec: SizeSpec, request
                 f"resized since it was made ({picture.width}x{picture.height}, not the {pairing.scale:g}x thumbnail "
                 f"of {pairing.original_size[0]}x{pairing.original_size[1]})")
             raise ResizerError(f"{reason}: not a file written by 'resizer encode' or 'resizer down --method car|dsn' "
-                               "(nor a plain JPEG, which decode restores); enlarge ordinary images with "
+                               "(nor a plain JPEG, WebP, AVIF or JPEG 2000, which decode restores or keeps); enlarge ordinary images with "
                                "'resizer up --scale S'")
     if spec.empty:
         raise UsageError("give one of --scale, --width, --height, --fit or --fill (only thumbnails made by a paired method, "
@@ -104,13 +109,14 @@ def check_output_size(size: tuple[int, int], max_output_pixels: int | None) -> N
 def resize_picture(picture: Picture, direction: Direction, spec: SizeSpec, method: str | None = None,
                    run: RunOptions | None = None, require_pairing: bool = False,
                    max_output_pixels: int | None = DEFAULT_MAX_PIXELS,
-                   settings_used: dict | None = None) -> tuple[Picture, Method]:
+                   settings_used: dict | None = None, restore: bool | None = False) -> tuple[Picture, Method]:
     """Resize one in-memory picture; the Python API's simplest entry point.
 
-    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with.
+    ``settings_used``, if given, receives the ``device`` and ``precision`` the method ran with;
+    ``restore`` is :func:`resize_planned`'s (:class:`resizer.api.Resizer` passes ``None``, the CLI's default).
     """
     resized, chosen, _ = resize_planned(picture, direction, spec, method, run, require_pairing, max_output_pixels,
-                                        settings_used)
+                                        settings_used, restore)
     return resized, chosen
 
 
@@ -143,10 +149,17 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
         source = picture
         if direction == "up" and plan is not None:
             picture = _restored_first(picture, restore, chosen, run, settings_used)
+        elif direction == "up" and RESTORE_KEY in picture.metadata.text:  # a paired thumbnail encode restored
+            picture = _restored_as_recorded(picture, run, settings_used)
         elif _is_restorer(chosen) and settings_used is not None:
             settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
-                                        "reason": "plain jpeg, no pairing metadata"}
-        resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
+                                        "reason": "plain jpeg, no pairing metadata", "passes": _passes(run)}
+        if _is_restorer(chosen) and plan is None:  # decode of a plain JPEG: the ensemble, as for recorded restores
+            from .restoration import restore_picture
+
+            resized = forget_full_size(restore_picture(picture, chosen.name, run or RunOptions(), _passes(run)))
+        else:
+            resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
         picture = source
         if settings_used is not None:
             settings_used["device"], settings_used["precision"] = chosen.run_settings(request, run or RunOptions())
@@ -179,6 +192,33 @@ def _restored_first(picture: Picture, restore: bool | None, upscaler: Method, ru
             decision = dataclasses.replace(decision, method=None, reason=f"no weights for {decision.method}")
     if settings_used is not None:
         settings_used["restore"] = decision.to_json()
+    return picture
+
+
+def _passes(run: RunOptions | None) -> int:
+    """How many passes decode's restoration averages (``RunOptions.restore_passes``, else the default)."""
+    from . import restoration
+
+    return (run.restore_passes if run is not None else None) or restoration.DECODE_ENSEMBLE
+
+
+def _restored_as_recorded(picture: Picture, run: RunOptions | None, settings_used: dict | None) -> Picture:
+    """A paired thumbnail restored by the family its ``resizer:restore`` key names, before its upscaler.
+
+    ``encode --max-bytes`` measured the round trip with that restoration, so it runs whatever the
+    estimated quality; a key naming no restoration family is an error rather than a guess.
+    """
+    from .restoration import restore_picture
+
+    name = recorded_restorer(picture.metadata.text)
+    restorer = get_method(name)
+    if not _is_restorer(restorer):
+        raise ResizerError(f"resizer:restore names '{name}', which is no restoration method")
+    quality = picture.metadata.jpeg_quality
+    passes = _passes(run)
+    picture = restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None), passes)
+    if settings_used is not None:
+        settings_used["restore"] = {"method": name, "quality": quality, "reason": "recorded by encode", "passes": passes}
     return picture
 
 

@@ -97,15 +97,16 @@ def test_the_chosen_pair_is_recorded_and_decode_applies_it(tmp_path: Path, photo
 
 def test_a_generous_budget_is_the_plain_codec_and_decode_keeps_its_pixels(tmp_path: Path, photo_rgb: np.ndarray,
                                                                          single_torch_thread) -> None:
-    """WebP at full size carries the 'codec' pipeline key, and decode keeps its pixels."""
+    """WebP at full size is a plain WebP without any metadata (no XMP bytes), and decode keeps its pixels."""
     src = tmp_path / "photo.png"
     Image.fromarray(photo_rgb).save(src)
     result, record = encode(src, tmp_path / "big.webp", "--codec", "webp", "--bpp", "8")
     assert result.exit_code == 0, result.output
-    assert (record["pipeline"], record["scale"], record["method"]) == ("codec", 1, None)
+    assert (record["pipeline"], record["scale"], record["method"]) == ("plain", 1, None)
     assert record["quality"] >= 90 and record["output_size"] == [128, 96]
     coded = load_picture(tmp_path / "big.webp")
-    assert coded.metadata.text == {"resizer:pipeline": "codec"} and read_pairing(coded.metadata.text) is None
+    assert coded.metadata.text == {} and coded.metadata.xmp is None
+    assert (tmp_path / "big.webp").read_bytes() == encode_picture(Picture(photo_rgb), "webp", quality=record["quality"])
     decoded = run("decode", str(tmp_path / "big.webp"), "-o", str(tmp_path / "back.png"), "--json")
     assert decoded.exit_code == 0, decoded.output
     assert json.loads(decoded.stdout)["method"] == "none"
@@ -266,8 +267,8 @@ def test_a_paired_thumbnail_coded_at_full_size_decodes_as_coded(tmp_path: Path, 
     assert read_pairing(load_picture(tmp_path / "thumb.png").metadata.text) is not None
     result, record = encode(tmp_path / "thumb.png", tmp_path / "big.webp", "--codec", "webp", "--bpp", "8")
     assert result.exit_code == 0, result.output
-    assert record["pipeline"] == "codec"
-    assert load_picture(tmp_path / "big.webp").metadata.text == {"resizer:pipeline": "codec"}
+    assert record["pipeline"] == "plain"
+    assert load_picture(tmp_path / "big.webp").metadata.text == {}
     decoded = run("decode", str(tmp_path / "big.webp"), "-o", str(tmp_path / "back.png"), "--json")
     assert decoded.exit_code == 0, decoded.output
     assert json.loads(decoded.stdout)["method"] == "none"

@@ -172,6 +172,24 @@ def test_up_of_a_jpeg_restores_it_first_and_says_so(tmp_path: Path, single_torch
     assert not np.array_equal(c, d)
 
 
+def test_the_api_restores_a_jpeg_by_default_like_up_and_restore_false_turns_it_off(tmp_path: Path,
+                                                                                    single_torch_thread) -> None:
+    from resizer import Resizer, resize
+
+    source = save_jpeg(tmp_path / "in.jpg", synthetic_photo(30, 36), 25)
+    assert run("up", str(source), "--scale", "2", "-o", str(tmp_path / "cli.png")).exit_code == 0
+    assert run("up", str(source), "--scale", "2", "-o", str(tmp_path / "raw.png"), "--no-restore").exit_code == 0
+    cli, raw = (np.asarray(Image.open(tmp_path / name)) for name in ("cli.png", "raw.png"))
+    assert np.array_equal(resize(str(source), scale=2).pixels, cli)  # a path
+    with Image.open(source) as image:  # a Pillow image read from the JPEG knows its quality too
+        assert np.array_equal(np.asarray(resize(image, scale=2)), cli)
+        assert np.array_equal(np.asarray(Resizer(restore=False)(image, scale=2)), raw)
+    assert np.array_equal(resize(str(source), scale=2, restore=False).pixels, raw)
+    classical = resize(str(source), scale=2, method="lanczos").pixels  # as the CLI: classical filters stay Pillow's
+    assert np.array_equal(classical, np.asarray(Image.open(source).resize((72, 60), Image.Resampling.LANCZOS)))
+    assert not np.array_equal(resize(str(source), scale=2, method="lanczos", restore=True).pixels, classical)
+
+
 def test_up_skips_high_quality_jpegs(use_dejpeg: Path, tmp_path: Path) -> None:
     source = save_jpeg(tmp_path / "in.jpg", synthetic_photo(30, 36), MAX_RESTORED_QUALITY + 5)
     result = run("up", str(source), "--scale", "2", "--method", "lanczos", "-o", str(tmp_path / "a.png"), "--json")
@@ -235,3 +253,18 @@ def test_shipped_dejpeg_scores_are_reproduced_and_gain_on_set5(datasets: Path, s
         assert r.psnr == pytest.approx(recorded[f"psnr_q{quality}"], abs=0.01)
         assert r.decoded_psnr == pytest.approx(recorded[f"jpeg_psnr_q{quality}"], abs=0.01)
     assert results[10].gain > 0.75 and results[30].gain > 1.0, {q: r.gain for q, r in results.items()}
+
+
+def test_models_list_shows_the_restorers_gain_per_quality() -> None:
+    from resizer.cli.models_cmd import score_label
+
+    entry = next(e for e in read_manifest() if e.name == "dejpeg")
+    gains = entry.scores["set5"]["x1"]
+    expected = f"q10 {gains['gain_q10']:+.2f}  q20 {gains['gain_q20']:+.2f}  q30 {gains['gain_q30']:+.2f} dB"
+    assert score_label(entry) == expected
+    listing = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "400"})
+    assert listing.exit_code == 0, listing.output
+    row = next(line for line in listing.output.splitlines() if line.startswith("dejpeg"))
+    assert f"q10 {gains['gain_q10']:+.2f}" in row and row.rstrip().endswith("dB")
+    dsn = next(e for e in read_manifest() if e.name == "dsn-x2-up")
+    assert score_label(dsn) == f"x2 {dsn.scores['set5']['x2']['psnr']:.2f}"  # upscalers as before

@@ -20,6 +20,9 @@ MaxBytesOpt = Annotated[Optional[int], typer.Option("--max-bytes", show_default=
                                                          "and quality for the best decoded PSNR that fits.")]
 BppOpt = Annotated[Optional[float], typer.Option("--bpp", show_default=False, metavar="B",
                                                  help="Budget in bits per pixel of the original (like --max-bytes).")]
+EnsembleOpt = Annotated[int, typer.Option(
+    "--ensemble", metavar="N",
+    help="Restoration (dejpeg) as the mean of N flipped/transposed passes: 1, 2, 4 or 8 (N times slower).")]
 PairOpt = Annotated[str, typer.Option("--method", "-m", help="The learned down/up pair (dsn or car).")]
 
 
@@ -57,7 +60,7 @@ def encode_command(
     execute_batch(lambda: encode_settings(
         scale, codec, quality, method=method, max_bytes=max_bytes, bpp=bpp, output=output, overwrite=overwrite, skip_existing=skip_existing,
         strip=strip, max_pixels=max_pixels, jobs=jobs,
-        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights, restore_passes=ensemble),
     ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
 
@@ -77,6 +80,7 @@ def decode_command(
     tile: TileOpt = None,
     precision: PrecisionOpt = "auto",
     weights: WeightsOpt = None,
+    ensemble: EnsembleOpt = 1,
     ray: RayOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -88,5 +92,5 @@ def decode_command(
     execute_batch(lambda: decode_settings(
         fmt, output=output, quality=quality, overwrite=overwrite, skip_existing=skip_existing, strip=strip,
         max_pixels=max_pixels, max_output_pixels=max_output_pixels, jobs=jobs,
-        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
+        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights, restore_passes=ensemble),
     ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)

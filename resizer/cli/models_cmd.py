@@ -40,11 +40,23 @@ def _human_size(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
+# A restoration family's scores are per JPEG quality: the list shows its gain at these (the issue's targets).
+LISTED_RESTORE_QUALITIES = (10, 20, 30)
+
+
 def score_label(entry: WeightsEntry) -> str:
-    """Set5 PSNR per scale from the manifest's measured scores (``x2 37.1  x4 31.0``), ``-`` if none."""
+    """Set5 PSNR per scale from the manifest's measured scores (``x2 37.1  x4 31.0``), ``-`` if none.
+
+    A restoration model (scores at ``x1`` per JPEG quality) shows its gain over the decoded
+    file instead: ``q10 +0.97  q20 +1.30  q30 +1.39 dB``.
+    """
     by_scale = entry.scores.get("set5") or {}
     shown = [f"{key} {metrics['psnr']:.2f}" for key, metrics in by_scale.items()
              if "psnr" in metrics and key in ("x2", "x3", "x4")]
+    gains = by_scale.get("x1") or {}
+    restored = [f"q{q} {gains[f'gain_q{q}']:+.2f}" for q in LISTED_RESTORE_QUALITIES if f"gain_q{q}" in gains]
+    if restored:
+        shown.append("  ".join(restored) + " dB")
     return "  ".join(shown) or "-"
 
 
