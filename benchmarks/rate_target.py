@@ -19,9 +19,9 @@ table's last lines say what the search would reach without each kind of candidat
     python benchmarks/rate_target.py [--rates 0.2,0.3,0.4,0.5,0.6] [--codec jpeg] [--json FILE]
         [--no-smaller-scans] [--decode-passes N] [--all-pairing-keys] [DATASET ...]
 
-``--no-smaller-scans``, ``--decode-passes 1`` and ``--all-pairing-keys`` turn off, one at a time,
-the progressive-when-smaller coding, the 8-pass restoration ensemble of ``decode`` and the
-trimmed pairing keys, to measure what each adds.
+``--no-smaller-scans`` and ``--all-pairing-keys`` turn off, one at a time, the progressive-when-smaller
+coding and the trimmed pairing key (``resizer:version``); ``--decode-passes 8`` measures ``decode
+--ensemble 8`` (the default decode restores in one pass), to see what each adds.
 
 Datasets default to ``$RESIZER_DATASETS/bench/set5`` and ``.../set14``. Exits 1 when the target
 is missed (a gain below 0 at some point, or a mean gain below ``TARGET_MEAN_GAIN``).
@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="jpeg")
     parser.add_argument("--json", type=Path, help="also write every row as JSON lines")
     parser.add_argument("--no-smaller-scans", action="store_true", help="code JPEG baseline only (the search before)")
-    parser.add_argument("--decode-passes", type=int, default=None, help="decode's restoration ensemble (1: one pass)")
-    parser.add_argument("--all-pairing-keys", action="store_true", help="thumbnails keep resizer:model and :version")
+    parser.add_argument("--decode-passes", type=int, default=None, help="decode's restoration ensemble (decode --ensemble N; default 1)")
+    parser.add_argument("--all-pairing-keys", action="store_true", help="thumbnails keep resizer:version too")
     args = parser.parse_args(argv)
     root = Path(os.environ.get("RESIZER_DATASETS", "../shared/datasets"))
     folders = args.datasets or [root / "bench" / "set5", root / "bench" / "set14"]

@@ -51,6 +51,8 @@ CASES["down-car-x2-rgba"] = ("rgba", ["down", "--scale", "2", "--method", "car"]
 _ENCODE_ONLY = str(Path(__file__).resolve().parents[1] / "weights" / "dsn-x2-down.safetensors")
 for _case in ("down-dsn-x2", "down-dsn-x2-grey"):
     CASES[_case] = (CASES[_case][0], [*CASES[_case][1], "--weights", _ENCODE_ONLY])
+# The view pair 'down --method dsn --scale 2' picks (dsn-x2-thumb, trained with an LR-fidelity term).
+CASES["down-dsn-x2-thumb"] = ("rgb", ["down", "--scale", "2", "--method", "dsn"])
 
 # The picture of DAIR's predicted kernels (``resizer kernels``): "{out}" is where the picture goes.
 KERNEL_PICTURES: dict[str, tuple[str, list[str]]] = {
@@ -62,6 +64,7 @@ RESTORES: dict[str, str] = {
     "up-car-x2-restored": "down-car-x2",
     "up-car-x4-restored": "down-car-x4",
     "up-dsn-x2-restored": "down-dsn-x2",
+    "up-dsn-x2-thumb-restored": "down-dsn-x2-thumb",
     "up-dsn-x3-restored": "down-dsn-x3",
     "up-dsn-x4-restored": "down-dsn-x4",
     "up-car-x2-rgba-restored": "down-car-x2-rgba",

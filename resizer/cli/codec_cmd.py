@@ -60,7 +60,7 @@ def encode_command(
     execute_batch(lambda: encode_settings(
         scale, codec, quality, method=method, max_bytes=max_bytes, bpp=bpp, output=output, overwrite=overwrite, skip_existing=skip_existing,
         strip=strip, max_pixels=max_pixels, jobs=jobs,
-        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights, restore_passes=ensemble),
+        run=RunOptions(device=device, tile=tile, precision=precision, weights=weights),
     ), inputs, as_json=as_json, quiet=quiet, debug=debug, ray=ray)
 
 
