@@ -26,9 +26,15 @@ app.add_typer(models_app, name="models")
 
 
 def _stdout() -> Console:
-    import os
+    """The table's console: the terminal's width, or wide enough that a pipe or file gets every column.
 
-    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    (Rich would assume 80 columns off a terminal and drop the last ones of a wide table.)
+    """
+    import os
+    import sys
+
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True, width=width)
 
 
 def _human_size(size: int) -> str:
