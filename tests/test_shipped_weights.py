@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,17 @@ def test_cli_upscales_with_every_bundled_model(entry, tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     args = ["up", str(src), "--scale", f"{scale:g}", "--method", entry.family, "-o", str(out), "--json"]
     if entry.encode_only:  # 'up --method' never picks an encode-only pair; its own file still runs
-        refused = CliRunner().invoke(app, args)
-        assert refused.exit_code == 2 and "encode-only" in refused.output and not out.exists()
+        viewed = [e for e in BUNDLED_UP if e.family == entry.family and not e.encode_only and e.serves(scale)]
+        plain = CliRunner().invoke(app, args)
+        if viewed:  # the method's view pair at that scale runs instead (DSN x2: dsn-x2-thumb)
+            assert plain.exit_code == 0, plain.output
+            named = tmp_path / "view.png"
+            ran = CliRunner().invoke(app, [*args[:-3], "-o", str(named), "--weights", str(bundled_dir() / viewed[0].file)])
+            assert ran.exit_code == 0, ran.output
+            assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(named)))
+            out.unlink()
+        else:
+            assert plain.exit_code == 2 and "encode-only" in plain.output and not out.exists()
         args += ["--weights", str(bundled_dir() / entry.file)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
