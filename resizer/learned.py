@@ -138,6 +138,17 @@ class LearnedMethod(Method):
 
     def run_settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str]:
         """``(device, precision)`` this request runs with: ``auto`` resolved from the weights' measurements."""
+        device, precision, _ = self._settings(request, options)
+        return device, precision
+
+    def network(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str, "LoadedModel", ResamplingModel]:
+        """``(device, precision, loaded weights, the network as it runs)`` for ``request``."""
+        device, precision, loaded = self._settings(request, options)
+        ranges = int8_ranges(loaded.entry.precision if loaded.entry is not None else None, torch.device(device))
+        return device, precision, loaded, inference_model(loaded.model, torch.device(device), precision, ranges)
+
+    def _settings(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str, "LoadedModel"]:
+        """Device, precision and the loaded weights whose measurements chose the precision (one load)."""
         device = resolve_device(options.device)
         loaded = self.load_network(request.scale, options, request.direction, request.paired_with)
         measured = loaded.entry.precision if loaded.entry is not None else None
@@ -145,14 +156,7 @@ class LearnedMethod(Method):
         if precision == "int8" and int8_ranges(measured, device) is None:
             raise UsageError(f"--precision int8 needs an int8 calibration of weights '{loaded.name}' in the manifest "
                              f"(benchmarks/measure_precision.py {loaded.name} --precision int8); use fp32 or auto")
-        return str(device), precision
-
-    def network(self, request: ResizeRequest, options: RunOptions) -> tuple[str, str, "LoadedModel", ResamplingModel]:
-        """``(device, precision, loaded weights, the network as it runs)`` for ``request``."""
-        device, precision = self.run_settings(request, options)
-        loaded = self.load_network(request.scale, options, request.direction, request.paired_with)
-        ranges = int8_ranges(loaded.entry.precision if loaded.entry is not None else None, torch.device(device))
-        return device, precision, loaded, inference_model(loaded.model, torch.device(device), precision, ranges)
+        return str(device), precision, loaded
 
     @property
     def draws_kernels(self) -> bool:
