@@ -202,13 +202,18 @@ def _timed(run: Callable[[], object], device_type: str) -> tuple[float, int, flo
 
 
 def _build(method: str, scale: float, task: str = "up"):
-    """A randomly initialised network for a learned family (its ``task`` network) or a reference name."""
+    """A randomly initialised network for a learned family (its ``task`` network) or a reference name.
+
+    A learned family is built with the configuration of the entry a run at ``scale`` reads, so a
+    shipped model larger than its family's default (DSN's Up-SNet) is timed at its own size.
+    """
     from .models.reference import REFERENCE_MODELS, build_reference
 
     if method in REFERENCE_MODELS:
         return build_reference(method, scale)
     family = learned_families()[method]
-    return family.architecture(task).build(_scale_config(family, scale))
+    entry = _entry(method, scale, task)  # time the size the shipped weights have, not the family default
+    return family.architecture(task).build(entry.config if entry is not None else _scale_config(family, scale))
 
 
 def _scale_config(family: "ModelFamily", scale: float) -> dict:
@@ -264,16 +269,22 @@ def _concrete(method: str, scale: float, task: str, precision: str, device) -> s
     return choose_precision(precision, device, _measured(method, scale, task))
 
 
-def _measured(method: str, scale: float, task: str) -> dict | None:
-    """The manifest entry's ``precision`` field for a learned family at ``scale`` (``None`` if none)."""
+def _entry(method: str, scale: float, task: str):
+    """The manifest entry a learned family reads at ``scale`` for ``task``; ``None`` without one."""
     if method not in learned_families():
         return None
     try:
         from .weights import find_entry
 
-        return find_entry(method, scale, task=task).precision
-    except Exception:  # noqa: BLE001 - no weights for this scale: nothing measured
+        return find_entry(method, scale, task=task)
+    except Exception:  # noqa: BLE001 - no weights for this scale
         return None
+
+
+def _measured(method: str, scale: float, task: str) -> dict | None:
+    """The manifest entry's ``precision`` field for a learned family at ``scale`` (``None`` if none)."""
+    entry = _entry(method, scale, task)
+    return None if entry is None else entry.precision
 
 
 def _int8_ranges(method: str, scale: float, task: str, device) -> dict | None:

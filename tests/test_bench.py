@@ -38,3 +38,18 @@ def test_bench_refuses_a_precision_the_device_lacks(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(prec, "cpu_supports", lambda p: p == "fp32")
     result = CliRunner().invoke(app, ["bench", "--method", "srcnn", "--precision", "bf16", "--device", "cpu"])
     assert result.exit_code == 2 and "--precision bf16 is not supported" in result.output
+
+
+def test_bench_times_each_learned_network_at_the_size_its_shipped_weights_have() -> None:
+    """DSN's shipped Up-SNet is larger than the family default: the bench must time the shipped size."""
+    from resizer.weights import find_entry, read_manifest
+
+    for entry in read_manifest():
+        if entry.use != "view" or not entry.scales:
+            continue
+        scale = entry.scales[0]
+        if find_entry(entry.family, scale, task=entry.task).name != entry.name:
+            continue  # another entry serves this scale for the family
+        shipped = bench.learned_families()[entry.family].architecture(entry.task).build(entry.config)
+        timed = bench._build(entry.family, scale, entry.task)
+        assert sum(p.numel() for p in timed.parameters()) == sum(p.numel() for p in shipped.parameters()), entry.name

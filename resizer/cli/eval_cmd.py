@@ -174,7 +174,7 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
     for name in ("dataset", "pipeline", "codec", "quality", "bpp", "PSNR", "SSIM", "gain"):
         table.add_column(name, justify="left" if name in ("dataset", "pipeline", "codec") else "right", no_wrap=True)
     for p in points:
-        table.add_row(p.dataset, _pipeline_label(p.pipeline, p.scale, pair), p.codec, str(p.quality), f"{p.bpp:.3f}", f"{p.psnr:.2f}", f"{p.ssim:.4f}",
+        table.add_row(p.dataset, _pipeline_label(p.pipeline, p.scale, pair, codec), p.codec, str(p.quality), f"{p.bpp:.3f}", f"{p.psnr:.2f}", f"{p.ssim:.4f}",
                       "" if p.gain is None else f"{p.gain:+.2f}")
     console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     if not console.is_terminal:
@@ -190,19 +190,25 @@ def _rate_distortion(datasets, scales, codec, quality, down, up, options, as_jso
         return "-" if value is None else text.format(value)
 
     for r in summaries:
-        summary.add_row(r.dataset, _pipeline_label(r.pipeline, r.scale, pair), _pipeline_label(r.reference, r.scale, pair),
+        summary.add_row(r.dataset, _pipeline_label(r.pipeline, r.scale, pair, codec),
+                        _pipeline_label(r.reference, r.scale, pair, codec),
                         str(r.points),
                         cell(r.bd_psnr, "{:+.2f} dB"), cell(r.bd_rate, "{:+.1f} %"), cell(r.min_gain, "{:+.2f}"))
     console.print()
     console.print(summary)
 
 
-def _pipeline_label(pipeline: str, scale: float, pair: str) -> str:
-    """How the tables name a pipeline: the codec alone, a resampler around it, or the rate-targeted encode."""
+def _pipeline_label(pipeline: str, scale: float, pair: str, codec: str) -> str:
+    """How the tables name a pipeline: the codec alone, a resampler around it, or the rate-targeted encode.
+
+    The rate-targeted label lists what ``encode --max-bytes`` searches (:func:`resizer.rate_encode.candidates`).
+    """
     if pipeline == "plain":
         return "codec only"
     if pipeline == "rate":
-        return f"rate-targeted (codec or {pair} x2-x4)"
+        if codec == "jpeg":
+            return f"rate-targeted (best of jpeg, {pair} x2-x4, bicubic x2; each ± dejpeg)"
+        return f"rate-targeted (best of {codec}, {pair} x2-x4)"
     return f"{pipeline} x{scale:g} + codec"
 
 
