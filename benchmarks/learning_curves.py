@@ -40,11 +40,12 @@ from typing import Any, Sequence
 MANIFEST = "weights/manifest.json"
 SETS = ("set5", "set14")
 # Issue 16's target table (luma PSNR on Set5; Set14 must rise too): row, entry, scale, target.
-# Pairs are scored on their round trip, recorded on both halves; the "-up" half stands for them.
+# Pairs are scored on their round trip, recorded on both halves; the "-up" half stands for them. DSN x2
+# is the view pair `down --method dsn` uses (the encode-only dsn-x2 pair trades its thumbnails for the codec).
 ISSUE_TARGETS: list[tuple[str, str, str, float]] = [
     ("asdn", "asdn", "x2", 37.9), ("asdn", "asdn", "x4", 31.6), ("asdn", "asdn", "x2.7", 34.8),
     ("car round trip", "car-x2-up", "x2", 37.6), ("car round trip", "car-x4-up", "x4", 31.9),
-    ("dsn round trip", "dsn-x2-up", "x2", 38.0), ("dsn round trip", "dsn-x3-up", "x3", 34.3),
+    ("dsn round trip", "dsn-x2-thumb-up", "x2", 38.0), ("dsn round trip", "dsn-x3-up", "x3", 34.3),
     ("dsn round trip", "dsn-x4-up", "x4", 31.9),
     ("dair", "dair-x2", "x2", 37.6), ("dair", "dair-x3", "x3", 33.6), ("dair", "dair-x4", "x4", 31.3),
     ("srcnn", "srcnn-x3", "x3", 32.6),
