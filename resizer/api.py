@@ -59,7 +59,7 @@ class Resizer:
     in linear light (``--linear``, the classical filters only); ``restore`` is ``up``'s
     ``--restore/--no-restore``: a JPEG input (a path, file bytes or a Pillow image read from a
     JPEG) is first cleared of its compression artefacts by the learned restorer (``dejpeg``, up to
-    estimated quality 70) before a learned upscaler, as the command line does by default (``None``);
+    estimated quality 65) before a learned upscaler, as the command line does by default (``None``);
     ``False`` turns it off, ``True`` restores before the classical filters too.
     """
 

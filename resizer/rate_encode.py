@@ -16,7 +16,7 @@ luma PSNR (:func:`resizer.metrics.psnr` on :func:`resizer.color.luma`, whole ima
 A pipeline is one :class:`Candidate` in :func:`candidates`, whose ``coded`` picture records in
 ``resizer:pipeline`` what ``decode`` must apply. For JPEG, the codec alone is also tried as a
 plain JPEG without any resizer key (:class:`PlainJpeg`): ``decode`` restores such a file with the
-learned restoration network (``dejpeg``, up to quality 70) and keeps it as decoded above, and
+learned restoration network (``dejpeg``, up to quality 65) and keeps it as decoded above, and
 it spends no bytes on metadata.
 """
 

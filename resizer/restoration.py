@@ -28,9 +28,10 @@ __all__ = ["DEFAULT_RESTORER", "DECODE_ENSEMBLE", "ENSEMBLE_PASSES", "MAX_RESTOR
 DEFAULT_RESTORER = "dejpeg"
 # The JPEG qualities a restoration family is scored at (manifest, ``eval --restore``'s default).
 SCORED_QUALITIES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-# Above this estimated quality restoration is skipped: the blind network's gain on Set5 fell to 0 dB at
-# quality 70 and below it from there (Set14: at 80), see benchmarks/measure_restoration.py.
-MAX_RESTORED_QUALITY = 70
+# Above this estimated quality restoration is skipped. The blind network's gain (dejpeg fine-tuned on
+# qualities 10-70, `resizer eval --restore`) on Set5 / Set14: q60 +0.90 / +0.93, q62 +0.73 / +0.88,
+# q65 +0.43 / +0.81, q68 +0.02 / +0.73, q70 -0.43 / +0.63 dB; 65 keeps a margin on the smoother set.
+MAX_RESTORED_QUALITY = 65
 # ``decode --ensemble N`` restores with the mean of N flipped/transposed passes (1, 2, 4 or 8): on 5
 # Set5/Set14 images as JPEG at quality 10, 25 and 45 the 8 passes added +0.005 to +0.15 dB (mean +0.06)
 # over one, for 4x the time (9.8 s against 2.5 s for a 0.79 MP q30 JPEG, 2 cores); the default is one

@@ -54,6 +54,12 @@ for _case in ("down-dsn-x2", "down-dsn-x2-grey"):
 # The view pair 'down --method dsn --scale 2' picks (dsn-x2-thumb, trained with an LR-fidelity term).
 CASES["down-dsn-x2-thumb"] = ("rgb", ["down", "--scale", "2", "--method", "dsn"])
 
+# A plain JPEG (q30, kept in tests/golden so its bytes never depend on the encoder): 'decode' restores it
+# at its own size with dejpeg, 'up' restores it before ASDN.
+JPEG_INPUT = GOLDEN / "input-rgb-q30.jpg"
+CASES["decode-plain-jpeg-q30"] = ("jpeg", ["decode"])
+CASES["up-asdn-x2-jpeg-q30"] = ("jpeg", ["up", "--scale", "2"])
+
 # The picture of DAIR's predicted kernels (``resizer kernels``): "{out}" is where the picture goes.
 KERNEL_PICTURES: dict[str, tuple[str, list[str]]] = {
     "kernels-dair-x2": ("rgb", ["kernels", "--scale", "2", "--method", "dair", "-o", "{out}"]),
@@ -79,7 +85,7 @@ ENCODES: dict[str, tuple[str, list[str]]] = {
 
 
 def _inputs(folder: Path) -> dict[str, Path]:
-    """Three small generated images with odd sizes: RGB, grey and RGBA."""
+    """Three small generated images with odd sizes (RGB, grey, RGBA) and the recorded JPEG."""
     from .conftest import synthetic_photo
 
     rgb = synthetic_photo(45, 61, seed=3)
@@ -87,7 +93,9 @@ def _inputs(folder: Path) -> dict[str, Path]:
     rgba = synthetic_photo(29, 37, seed=5)
     yy, xx = np.mgrid[0:29, 0:37]
     alpha = np.clip(255 * (1.2 - np.hypot(yy - 14, xx - 18) / 18), 0, 255).astype(np.uint8)
-    paths = {"rgb": folder / "rgb.png", "grey": folder / "grey.png", "rgba": folder / "rgba.png"}
+    paths = {"rgb": folder / "rgb.png", "grey": folder / "grey.png", "rgba": folder / "rgba.png", "jpeg": JPEG_INPUT}
+    if not JPEG_INPUT.is_file():  # made once, by the first recording
+        Image.fromarray(rgb).save(JPEG_INPUT, quality=30)
     Image.fromarray(rgb).save(paths["rgb"])
     Image.fromarray(grey, mode="L").save(paths["grey"])
     Image.fromarray(np.dstack([rgba, alpha]), mode="RGBA").save(paths["rgba"])

@@ -60,7 +60,7 @@ FitOpt = Annotated[Optional[str], typer.Option("--fit", help="Largest size insid
 FillOpt = Annotated[Optional[str], typer.Option("--fill", help="Cover the box WxH, then crop to it (see --gravity).", show_default=False)]
 GravityOpt = Annotated[str, typer.Option("--gravity", help="Where --fill crops: centre, north, south, east, west, north-east, north-west, south-east, south-west, or attention (the most salient region).")]
 ShrinkOnLoadOpt = Annotated[bool, typer.Option("--shrink-on-load/--no-shrink-on-load", help="Large JPEG reductions decode at 1/2, 1/4 or 1/8 size in the DCT domain (faster, less memory; within 0.5 dB of the exact path).")]
-RestoreOpt = Annotated[Optional[bool], typer.Option("--restore/--no-restore", help="'up' of a JPEG: remove its compression artefacts first with the learned restorer (dejpeg), unless its estimated quality is above 70; lossless inputs are never restored. Default: with learned methods only (--restore for the classical filters too).", show_default=False)]
+RestoreOpt = Annotated[Optional[bool], typer.Option("--restore/--no-restore", help="'up' of a JPEG: remove its compression artefacts first with the learned restorer (dejpeg), unless its estimated quality is above 65; lossless inputs are never restored. Default: with learned methods only (--restore for the classical filters too).", show_default=False)]
 OnlyShrinkOpt = Annotated[bool, typer.Option("--only-shrink", help="'down --width/--height': inputs already smaller keep their size (still written in the output format).")]
 # colour and metadata of outputs (issue 17)
 SrgbOpt = Annotated[bool, typer.Option("--srgb", help="Convert from the embedded ICC profile to sRGB (perceptual) and tag the output sRGB (untagged with --strip).")]
