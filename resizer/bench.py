@@ -216,6 +216,14 @@ def _build(method: str, scale: float, task: str = "up"):
     return family.architecture(task).build(entry.config if entry is not None else _scale_config(family, scale))
 
 
+def _buildable(method: str, scale: float, task: str = "up"):
+    """:func:`_build`, or ``None`` for a family built per scale that has no network at ``scale`` (CAR at x3)."""
+    try:
+        return _build(method, scale, task)
+    except ValueError:
+        return None
+
+
 def _scale_config(family: "ModelFamily", scale: float) -> dict:
     """Families built per integer scale (CAR, DSN, DAIR) get it; the others take the scale at run time."""
     return {"scale": int(scale)} if family.per_scale_config and float(scale).is_integer() else {}
@@ -239,7 +247,10 @@ def _measure_down(family: str, scale: float, megapixels: float, device, tile: in
     ranges = _int8_ranges(family, scale, "down", device)
     if precision == "int8" and ranges is None:
         return []  # no int8 calibration for these weights
-    model = inference_model(_build(family, scale, "down"), device, precision, ranges)
+    network = _buildable(family, scale, "down")
+    if network is None:
+        return []
+    model = inference_model(network, device, precision, ranges)
     if not model.supports_scale(scale):
         return []
     pixels = bench_picture(megapixels)
@@ -324,7 +335,10 @@ def _measure(method: str, scale: float, megapixels: float, device, tile: int | N
         ranges = _int8_ranges(method, scale, "up", device)
         if precision == "int8" and ranges is None:
             return None  # no int8 calibration for these weights
-        model = inference_model(_build(method, scale), device, precision, ranges)  # as resizer up runs it
+        network = _buildable(method, scale)
+        if network is None:
+            return None
+        model = inference_model(network, device, precision, ranges)  # as resizer up runs it
         if not model.supports_scale(scale):
             return None
         picture = Picture(pixels)

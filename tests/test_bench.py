@@ -53,3 +53,10 @@ def test_bench_times_each_learned_network_at_the_size_its_shipped_weights_have()
         shipped = bench.learned_families()[entry.family].architecture(entry.task).build(entry.config)
         timed = bench._build(entry.family, scale, entry.task)
         assert sum(p.numel() for p in timed.parameters()) == sum(p.numel() for p in shipped.parameters()), entry.name
+
+
+def test_bench_at_a_scale_one_family_cannot_build_leaves_that_family_out() -> None:
+    """CAR is built for x2 and x4 only: ``bench --scale 3`` measures the others instead of failing."""
+    report = bench.run_bench(["car", "srcnn"], [3.0], megapixels=0.005)
+    learned = {(r.method, r.direction) for r in report.rows if r.kind == "learned"}
+    assert ("srcnn", "up") in learned and not any(method == "car" for method, _ in learned)
