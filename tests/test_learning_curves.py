@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -11,17 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import benchmark_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning_curves.py"
 FIRST = "resizer train toy --scale 2 --steps 1000 --seed 0 --loss l1 --export toy"
 MORE = "resizer train toy --scale 2 --steps 1000 --seed 1 --init weights/toy --export toy"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("learning_curves", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_curves"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("learning_curves")
 
 
 def _entry(name: str, sha: str, steps: int, wall_s: float, command: str, psnr: dict[str, float],

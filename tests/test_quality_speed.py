@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 from resizer.evaluation import evaluate
 from resizer.weights import read_manifest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_speed.py"
+from .conftest import benchmark_script
+
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("quality_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quality_speed"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("quality_speed")
 
 
 def test_every_shipped_scale_gets_its_manifest_score_its_gain_over_bicubic_and_a_speed(datasets: Path) -> None:
