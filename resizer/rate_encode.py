@@ -440,10 +440,9 @@ def choose(original: Picture, prepared: Sequence[Prepared], target: RateTarget, 
     if best is None:
         raise ResizerError(f"{name}: no file fits in {budget} bytes: the smallest, {smallest[1]} at quality "
                            f"{LOWEST_QUALITY}, takes {smallest[0]}; raise --max-bytes/--bpp")
-    from . import restoration
+    from .restoration import decode_passes
 
-    passes = run.restore_passes or restoration.DECODE_ENSEMBLE
-    if best.pipeline in restoring and passes != 1:  # the winner's PSNR as decode makes it, every pass
+    if best.pipeline in restoring and decode_passes(run) != 1:  # the winner's PSNR as decode makes it, every pass
         from .metrics import psnr
 
         best.psnr = psnr(context.reference, _luma(decoded_result(best.data, run)))

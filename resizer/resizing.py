@@ -18,6 +18,7 @@ from .geometry import SizePlan, SizeSpec, plan_size
 from .image_io import DEFAULT_MAX_PIXELS, Picture
 from .methods import Direction, Method, ResizeRequest, RunOptions, get_method
 from .pairing import CODEC_ONLY, ENCODE_KEYS, PAIRING_KEYS, RESTORE_KEY, encoded_pipeline, read_pairing, recorded_restorer
+from .restoration import decode_passes
 from .shrink_on_load import forget_full_size, source_size
 
 # ``up``: ASDN, the learned arbitrary-scale upscaler, unless the input carries pairing
@@ -153,11 +154,11 @@ def resize_planned(picture: Picture, direction: Direction, spec: SizeSpec, metho
             picture = _restored_as_recorded(picture, run, settings_used)
         elif _is_restorer(chosen) and settings_used is not None:
             settings_used["restore"] = {"method": chosen.name, "quality": picture.metadata.jpeg_quality,
-                                        "reason": "plain jpeg, no pairing metadata", "passes": _passes(run)}
+                                        "reason": "plain jpeg, no pairing metadata", "passes": decode_passes(run)}
         if _is_restorer(chosen) and plan is None:  # decode of a plain JPEG: the ensemble, as for recorded restores
             from .restoration import restore_picture
 
-            resized = forget_full_size(restore_picture(picture, chosen.name, run or RunOptions(), _passes(run)))
+            resized = forget_full_size(restore_picture(picture, chosen.name, run or RunOptions(), decode_passes(run)))
         else:
             resized = forget_full_size(chosen.resize(picture, request, run or RunOptions()))
         picture = source
@@ -195,13 +196,6 @@ def _restored_first(picture: Picture, restore: bool | None, upscaler: Method, ru
     return picture
 
 
-def _passes(run: RunOptions | None) -> int:
-    """How many passes decode's restoration averages (``RunOptions.restore_passes``, else the default)."""
-    from . import restoration
-
-    return (run.restore_passes if run is not None else None) or restoration.DECODE_ENSEMBLE
-
-
 def _restored_as_recorded(picture: Picture, run: RunOptions | None, settings_used: dict | None) -> Picture:
     """A paired thumbnail restored by the family its ``resizer:restore`` key names, before its upscaler.
 
@@ -215,7 +209,7 @@ def _restored_as_recorded(picture: Picture, run: RunOptions | None, settings_use
     if not _is_restorer(restorer):
         raise ResizerError(f"resizer:restore names '{name}', which is no restoration method")
     quality = picture.metadata.jpeg_quality
-    passes = _passes(run)
+    passes = decode_passes(run)
     picture = restore_picture(picture, name, dataclasses.replace(run or RunOptions(), weights=None), passes)
     if settings_used is not None:
         settings_used["restore"] = {"method": name, "quality": quality, "reason": "recorded by encode", "passes": passes}

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .image_io import Picture
     from .methods import RunOptions
 
-__all__ = ["DEFAULT_RESTORER", "DECODE_ENSEMBLE", "ENSEMBLE_PASSES", "MAX_RESTORED_QUALITY", "RestorePlan", "SCORED_QUALITIES",
+__all__ = ["DEFAULT_RESTORER", "DECODE_ENSEMBLE", "ENSEMBLE_PASSES", "decode_passes", "MAX_RESTORED_QUALITY", "RestorePlan", "SCORED_QUALITIES",
            "jpeg_round_trip", "plan_restoration", "restore_picture"]
 
 DEFAULT_RESTORER = "dejpeg"
@@ -38,6 +38,11 @@ MAX_RESTORED_QUALITY = 65
 # pass, as in ``up``, and the encoder measures what that default decodes.
 ENSEMBLE_PASSES: tuple[int, ...] = (1, 2, 4, 8)
 DECODE_ENSEMBLE = 1
+
+
+def decode_passes(run: "RunOptions | None") -> int:
+    """How many passes decode's restoration averages (``RunOptions.restore_passes``, else the default)."""
+    return (run.restore_passes if run is not None else None) or DECODE_ENSEMBLE
 
 
 def jpeg_round_trip(pixels: np.ndarray, quality: int) -> np.ndarray:
